@@ -1,0 +1,11 @@
+/* libtrain: tensors, autograd and Transformer training in C. Include this one header. */
+#ifndef LIBTRAIN_H
+#define LIBTRAIN_H
+
+#include "core.h"
+#include "ops.h"
+#include "optim.h"
+#include "params.h"
+#include "tensor.h"
+
+#endif

@@ -1,0 +1,135 @@
+/* The backend table: one entry per op family, filled by src/cpu (the reference) and cuda/ (a plug-in).
+ * src/ops checks arguments, allocates results and calls through this table; it never includes a device header.
+ * Conventions for every entry, unless it says otherwise:
+ *  - all tensors are on the backend's device and have been checked by src/ops (shapes, dtypes, ranges);
+ *  - inputs may have any strides, including 0 (broadcast); outputs are contiguous and freshly allocated,
+ *    except where an entry says it accumulates or may alias;
+ *  - compute entries take f32 or f64, with every float tensor of one call in the same dtype;
+ *  - a failure sets the message through lt__err and returns its status. */
+#ifndef LT_BACKEND_H
+#define LT_BACKEND_H
+
+#include "core/alloc.h"
+#include "tensor/tensor_impl.h"
+
+typedef enum lt__unary_op {
+    LT_UOP_NEG,
+    LT_UOP_EXP,
+    LT_UOP_LOG,
+    LT_UOP_SQRT,
+    LT_UOP_RSQRT,
+    LT_UOP_TANH,
+    LT_UOP_SIGMOID,
+    LT_UOP_RELU,
+    LT_UOP_GELU_TANH,
+    LT_UOP_GELU_ERF,
+    LT_UOP_COUNT
+} lt__unary_op;
+
+typedef enum lt__binary_op { LT_BOP_ADD, LT_BOP_SUB, LT_BOP_MUL, LT_BOP_DIV, LT_BOP_POW, LT_BOP_COUNT } lt__binary_op;
+
+/* y = x OP s for a scalar s. RSUB is s - x, RDIV is s / x. */
+typedef enum lt__scalar_op {
+    LT_SOP_ADD,
+    LT_SOP_MUL,
+    LT_SOP_POW,
+    LT_SOP_RSUB,
+    LT_SOP_RDIV,
+    LT_SOP_COUNT
+} lt__scalar_op;
+
+typedef enum lt__reduce_op { LT_ROP_SUM, LT_ROP_MAX, LT_ROP_COUNT } lt__reduce_op;
+
+typedef struct lt__backend {
+    const char *name;
+    lt__allocator *(*allocator)(int device_index); /* NULL when that device does not exist */
+
+    /* ---- memory and creation ---- */
+    /* y[...] = value converted to y's dtype; any dtype, y contiguous. */
+    lt_status (*fill)(lt_tensor *y, double value);
+    /* dst[...] = src[...] with dtype conversion; same shape (src may be a stride-0 broadcast view); dst may be any
+     * strided view (cat writes into slices). Any dtypes. */
+    lt_status (*copy)(lt_tensor *dst, const lt_tensor *src);
+    /* y[i] = start + i * step; any dtype. */
+    lt_status (*arange)(lt_tensor *y, double start, double step);
+    /* y = uniform (normal == false) or standard normal draws from Philox4x32-10 at (seed, offset), laid out as
+     * cuRAND's curand_uniform4 / curand_normal4 give them: element i comes from 32-bit word offset + i. */
+    lt_status (*philox)(lt_tensor *y, uint64_t seed, uint64_t offset, bool normal);
+
+    /* ---- elementwise ---- */
+    lt_status (*unary)(lt__unary_op op, const lt_tensor *x, lt_tensor *y);
+    /* gx = gy * f'(x), where y = f(x) is available to entries that use it (exp, tanh, sigmoid, sqrt, rsqrt). */
+    lt_status (*unary_backward)(lt__unary_op op, const lt_tensor *x, const lt_tensor *y, const lt_tensor *gy,
+                                lt_tensor *gx);
+    /* y = a OP b, with a and b already broadcast to y's shape. y may alias a or b exactly (in-place accumulate). */
+    lt_status (*binary)(lt__binary_op op, const lt_tensor *a, const lt_tensor *b, lt_tensor *y);
+    lt_status (*scalar)(lt__scalar_op op, const lt_tensor *x, double s, lt_tensor *y);
+    /* y = cond ? a : b, all three already broadcast to y's shape; cond is u8. */
+    lt_status (*where)(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *y);
+
+    /* ---- reductions ---- */
+    /* y = reduction of x over the dims whose bit is set in dim_mask; y has x's ndim with those dims of size 1. */
+    lt_status (*reduce)(lt__reduce_op op, const lt_tensor *x, uint32_t dim_mask, lt_tensor *y);
+    /* gx = gy at the first position of each reduced group where x equals y (the max), 0 elsewhere.
+     * y and gy have the keepdim shape. */
+    lt_status (*max_backward)(const lt_tensor *x, const lt_tensor *y, const lt_tensor *gy, uint32_t dim_mask,
+                              lt_tensor *gx);
+
+    /* ---- matrix products ---- */
+    /* For each batch b: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b], op transposing when ta/tb.
+     * a, b and c are 3-D [batch, rows, cols]; a and b have unit stride in one of their last two dims (any batch
+     * stride, 0 included); c is contiguous and is read when beta != 0. */
+    lt_status (*gemm)(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
+                      lt_tensor *c);
+
+    /* ---- normalisation and losses; x contiguous ---- */
+    /* y = softmax or log_softmax of x along dim. */
+    lt_status (*softmax)(const lt_tensor *x, int dim, bool log, lt_tensor *y);
+    /* gx from the forward's output y: softmax: y * (gy - sum(gy * y)); log: gy - exp(y) * sum(gy). */
+    lt_status (*softmax_backward)(const lt_tensor *y, const lt_tensor *gy, int dim, bool log, lt_tensor *gx);
+    /* x [M, C] contiguous; w, b [C] or NULL; y [M, C]; mean, rstd [M]. */
+    lt_status (*layer_norm)(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
+                            lt_tensor *mean, lt_tensor *rstd);
+    /* Writes gx [M, C] and, when not NULL, gw and gb [C] (overwritten, not accumulated). */
+    lt_status (*layer_norm_backward)(const lt_tensor *x, const lt_tensor *w, const lt_tensor *mean,
+                                     const lt_tensor *rstd, const lt_tensor *gy, lt_tensor *gx, lt_tensor *gw,
+                                     lt_tensor *gb);
+    /* logits [N, C] contiguous, targets [N] i32/i64 (checked in range or == ignore_index by src/ops).
+     * loss[n] = logsumexp(logits[n]) - logits[n, t], or 0 where ignored; lse[n] = logsumexp(logits[n]). */
+    lt_status (*cross_entropy)(const lt_tensor *logits, const lt_tensor *targets, int64_t ignore_index,
+                               lt_tensor *loss, lt_tensor *lse);
+    /* glogits[n, c] = gloss[n] * (exp(logits[n, c] - lse[n]) - (c == t[n])), 0 on ignored rows. */
+    lt_status (*cross_entropy_backward)(const lt_tensor *logits, const lt_tensor *targets, int64_t ignore_index,
+                                        const lt_tensor *lse, const lt_tensor *gloss, lt_tensor *glogits);
+
+    /* ---- indexing ---- */
+    /* y[i, :] = w[idx[i], :] for w [V, C] contiguous, idx contiguous i32/i64 with numel M, y [M, C]. */
+    lt_status (*embedding)(const lt_tensor *w, const lt_tensor *idx, lt_tensor *y);
+    /* gw[idx[i], :] += gy[i, :], deterministic (same order every run). gw is accumulated, not overwritten. */
+    lt_status (*embedding_backward)(const lt_tensor *gy, const lt_tensor *idx, lt_tensor *gw);
+    /* keep = u > p for the uniform draw u of element i at (seed, offset) as in philox; y = keep ? x * scale : 0,
+     * mask[i] = keep (u8). */
+    lt_status (*dropout)(const lt_tensor *x, double p, double scale, uint64_t seed, uint64_t offset, lt_tensor *y,
+                         lt_tensor *mask);
+
+    /* ---- optimizers, over flat contiguous 1-D buffers, in place ---- */
+    /* SGD as torch.optim.SGD with dampening 0; velocity may be NULL when momentum == 0. */
+    lt_status (*sgd_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
+                          double weight_decay, bool nesterov, bool first_step);
+} lt__backend;
+
+/* Entries after name and allocator; keep in step with the struct so that a new op cannot be forgotten by a backend
+ * that fills the table positionally or leaves one NULL (lt__backend_check verifies none is NULL). */
+#define LT__BACKEND_ENTRIES 22
+_Static_assert(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *), "update LT__BACKEND_ENTRIES");
+
+/* The backend for a device, or NULL with LT_ERR_DEVICE set (naming who) when that device is not available. */
+lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out);
+/* The backend of a tensor's device; tensors only exist on available devices, so this cannot fail. */
+const lt__backend *lt__backend_of(const lt_tensor *t);
+/* Verifies every entry is set; called once when a backend registers. */
+bool lt__backend_check(const lt__backend *b);
+
+extern const lt__backend lt__cpu_backend;
+
+#endif

@@ -1,0 +1,87 @@
+/* Internal layout of tensors and storage, shared by src/ops, src/autograd, src/cpu and cuda/.
+ * Only code below src/ops in the layer picture may touch these fields directly. */
+#ifndef LT_TENSOR_IMPL_H
+#define LT_TENSOR_IMPL_H
+
+#include "libtrain/tensor.h"
+
+#include <stdatomic.h>
+
+struct lt__backend;
+struct lt_node;
+
+/* Refcounted memory on one device. `data` may be replaced (lt_params grows its flat buffer); views keep pointing
+ * at the storage, not at the data. */
+typedef struct lt__storage {
+    atomic_int refcount;
+    void *data;
+    size_t nbytes;
+    lt_device device;
+    /* Who frees data: the device allocator (owner_free == NULL), or an external owner (a NumPy array, a DLPack
+     * capsule) through owner_free(owner_ctx). */
+    void (*owner_free)(void *ctx);
+    void *owner_ctx;
+} lt__storage;
+
+struct lt_tensor {
+    atomic_int refcount;
+    lt__storage *storage;
+    int64_t offset; /* in elements */
+    int ndim;
+    int64_t shape[LT_MAX_DIMS];
+    int64_t strides[LT_MAX_DIMS]; /* in elements */
+    lt_dtype dtype;
+    bool requires_grad;
+    lt_tensor *grad;         /* the accumulated gradient of a leaf, or NULL */
+    struct lt_node *grad_fn; /* the node that made this tensor, or NULL for leaves and untracked tensors */
+};
+
+/* ---- Construction (all register the result in the current scope, as public creation does) ---- */
+
+/* A new contiguous tensor with uninitialised contents. `who` names the public function for error messages. */
+lt_status lt__tensor_alloc(const char *who, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
+                           lt_tensor **out);
+/* A new tensor header sharing t's storage with the given geometry (no autograd). Checks nothing. */
+lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim,
+                             int64_t offset, lt_tensor **out);
+/* Wraps external memory: data stays owned by the caller, who is told through owner_free(owner_ctx) when the
+ * last view dies. */
+lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,
+                          lt_device device, void (*owner_free)(void *), void *owner_ctx, lt_tensor **out);
+/* Adds a reference owned by the current scope (if any). Every constructor calls this once. */
+void lt__scope_register(lt_tensor *t);
+
+/* ---- Geometry helpers ---- */
+
+int64_t lt__numel(const int64_t *shape, int ndim);
+void lt__contiguous_strides(const int64_t *shape, int ndim, int64_t *strides);
+bool lt__is_contiguous(const lt_tensor *t);
+bool lt__same_shape(const lt_tensor *a, const lt_tensor *b);
+static inline void *lt__data(const lt_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)lt_dtype_size(t->dtype);
+}
+static inline bool lt__is_float(lt_dtype d) { return d == LT_F32 || d == LT_F64 || d == LT_BF16 || d == LT_F16; }
+static inline bool lt__is_int(lt_dtype d) { return d == LT_I32 || d == LT_I64 || d == LT_U16 || d == LT_U8; }
+/* Normalises a possibly negative dim against ndim; LT_ERR_RANGE (naming who) when out of range. */
+lt_status lt__norm_dim(const char *who, int dim, int ndim, int *out);
+/* The broadcast shape of a and b (NumPy rules); LT_ERR_SHAPE naming who. */
+lt_status lt__broadcast_shape(const char *who, const int64_t *sa, int na, const int64_t *sb, int nb, int64_t *out,
+                              int *nout);
+/* A stride-0 view of t broadcast to shape (which must be a valid broadcast target). No autograd. */
+lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out);
+
+/* ---- Argument checks shared by ops (they set a message naming who) ---- */
+
+lt_status lt__check_tensor(const char *who, const char *arg, const lt_tensor *t);
+/* f32 or f64 (the dtypes compute ops accept). */
+lt_status lt__check_compute_dtype(const char *who, const char *arg, const lt_tensor *t);
+lt_status lt__check_same_dtype(const char *who, const lt_tensor *a, const lt_tensor *b);
+lt_status lt__check_same_device(const char *who, const lt_tensor *a, const lt_tensor *b);
+
+/* ---- Host-side scalar conversion (bf16/f16 round to nearest even) ---- */
+float lt__bf16_to_f32(uint16_t h);
+uint16_t lt__f32_to_bf16(float f);
+float lt__f16_to_f32(uint16_t h);
+uint16_t lt__f32_to_f16(float f);
+
+#endif
