@@ -48,8 +48,11 @@ lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int
  * last view dies. */
 lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,
                           lt_device device, void (*owner_free)(void *), void *owner_ctx, lt_tensor **out);
-/* Adds a reference owned by the current scope (if any). Every constructor calls this once. */
+/* Hands the new tensor's reference to the current scope (if any). Every constructor calls this once. */
 void lt__scope_register(lt_tensor *t);
+/* For a tensor from a constructor that an op will not return because of a later failure: releases it when no
+ * scope owns it (a scope releases it at its end otherwise). NULL is a no-op. */
+void lt__release_on_error(lt_tensor *t);
 
 /* ---- Geometry helpers ---- */
 
