@@ -5,10 +5,14 @@
 
 #include "libtrain/core.h"
 
+#include <pthread.h>
+
 /* The raw, uncached memory of one device. sys_alloc returns NULL when out of memory. */
 typedef struct lt__sys_mem {
     void *(*sys_alloc)(size_t nbytes);
     void (*sys_free)(void *ptr);
+    /* Sets nbytes at ptr to byte; used to poison fresh blocks when LIBTRAIN_POISON_ALLOC=1. */
+    void (*sys_fill)(void *ptr, int byte, size_t nbytes);
 } lt__sys_mem;
 
 typedef struct lt__allocator lt__allocator;
@@ -25,7 +29,12 @@ void lt__allocator_empty_cache(lt__allocator *a);
 
 /* A small thread-safe free list of fixed-size objects (tensor headers, graph nodes), so that creating them in the
  * steady state does not call malloc. */
-typedef struct lt__pool lt__pool;
+typedef struct lt__pool {
+    pthread_mutex_t mu;
+    size_t size; /* bytes per object, at least sizeof(void *) */
+    void *head;
+} lt__pool;
+#define LT__POOL_INIT(bytes) {PTHREAD_MUTEX_INITIALIZER, (bytes), NULL}
 void *lt__pool_get(lt__pool *pool);
 void lt__pool_put(lt__pool *pool, void *obj);
 lt__pool *lt__pool_tensors(void);

@@ -44,6 +44,9 @@ lt_status lt__tensor_alloc(const char *who, const int64_t *shape, int ndim, lt_d
 /* A new tensor header sharing t's storage with the given geometry (no autograd). Checks nothing. */
 lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim,
                              int64_t offset, lt_tensor **out);
+/* A new header with t's geometry and storage that is NOT registered in any scope: the caller owns it. Autograd
+ * saves these (no grad_fn), so that a node never keeps its own output's history alive. */
+lt_status lt__tensor_alias(const lt_tensor *t, lt_tensor **out);
 /* Wraps external memory: data stays owned by the caller, who is told through owner_free(owner_ctx) when the
  * last view dies. */
 lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,

@@ -1,0 +1,59 @@
+/* Device -> backend lookup, and the public allocator statistics that go through it. */
+#include "backend.h"
+
+#include "core/error.h"
+
+lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out) {
+    *out = NULL;
+    if (device.type == LT_CPU && device.index == 0) {
+        *out = &lt__cpu_backend;
+        return LT_OK;
+    }
+    if (device.type == LT_CUDA)
+        return lt__err(LT_ERR_DEVICE, "%s: device cuda:%d is not available (this build has no CUDA backend)", who,
+                       device.index);
+    return lt__err(LT_ERR_DEVICE, "%s: unknown device (type %d, index %d)", who, device.type, device.index);
+}
+
+const lt__backend *lt__backend_of(const lt_tensor *t) {
+    (void)t;
+    return &lt__cpu_backend;
+}
+
+bool lt__backend_check(const lt__backend *b) {
+    const void *const *entries = (const void *const *)((const char *)b + 2 * sizeof(void *));
+    for (int i = 0; i < LT__BACKEND_ENTRIES; i++)
+        if (!entries[i]) return false;
+    return b->name && b->allocator;
+}
+
+static lt_status lt__allocator_for(const char *who, lt_device device, lt__allocator **out) {
+    const lt__backend *be;
+    LT_TRY(lt__backend_for(who, device, &be));
+    *out = be->allocator(device.index);
+    if (!*out) return lt__err(LT_ERR_OOM, "%s: could not create the allocator", who);
+    return LT_OK;
+}
+
+LT_API lt_status lt_alloc_get_stats(lt_device device, lt_alloc_stats *stats) {
+    static const char *fn = "lt_alloc_get_stats";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, stats);
+    if (stats->struct_size < sizeof(lt_alloc_stats))
+        return lt__err(LT_ERR_ARG, "%s: stats->struct_size is %zu, expected at least %zu", fn, stats->struct_size,
+                       sizeof(lt_alloc_stats));
+    lt__allocator *a;
+    LT_TRY(lt__allocator_for(fn, device, &a));
+    size_t keep = stats->struct_size;
+    lt__allocator_stats(a, stats);
+    stats->struct_size = keep;
+    return LT_OK;
+}
+
+LT_API lt_status lt_alloc_empty_cache(lt_device device) {
+    lt__clear_error();
+    lt__allocator *a;
+    LT_TRY(lt__allocator_for("lt_alloc_empty_cache", device, &a));
+    lt__allocator_empty_cache(a);
+    return LT_OK;
+}

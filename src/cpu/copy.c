@@ -1,0 +1,134 @@
+/* CPU kernels for memory and creation: fill, strided copy with dtype conversion, arange, Philox draws.
+ * Copies walk N-d indices only when a layout needs it; contiguous same-dtype copies are one memcpy. */
+#include "core/error.h"
+#include "core/philox.h"
+#include "cpu/cpu.h"
+
+#include <math.h>
+#include <string.h>
+
+static double lt__load(const void *p, lt_dtype d) {
+    switch (d) {
+    case LT_F32: return *(const float *)p;
+    case LT_F64: return *(const double *)p;
+    case LT_BF16: return lt__bf16_to_f32(*(const uint16_t *)p);
+    case LT_F16: return lt__f16_to_f32(*(const uint16_t *)p);
+    case LT_I32: return *(const int32_t *)p;
+    case LT_I64: return (double)*(const int64_t *)p;
+    case LT_U16: return *(const uint16_t *)p;
+    case LT_U8: return *(const uint8_t *)p;
+    }
+    return 0;
+}
+
+/* Integers truncate toward zero, as a C cast does; out-of-range values saturate rather than invoke UB. */
+static void lt__store(void *p, lt_dtype d, double v) {
+    switch (d) {
+    case LT_F32: *(float *)p = (float)v; break;
+    case LT_F64: *(double *)p = v; break;
+    case LT_BF16: *(uint16_t *)p = lt__f32_to_bf16((float)v); break;
+    case LT_F16: *(uint16_t *)p = lt__f32_to_f16((float)v); break;
+    case LT_I32: *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; break;
+    case LT_I64:
+        *(int64_t *)p = v != v ? 0 : v >= 9.2233720368547758e18 ? INT64_MAX : v <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)v;
+        break;
+    case LT_U16: *(uint16_t *)p = v != v || v <= 0 ? 0 : v >= 65535.0 ? 65535 : (uint16_t)v; break;
+    case LT_U8: *(uint8_t *)p = v != v || v <= 0 ? 0 : v >= 255.0 ? 255 : (uint8_t)v; break;
+    }
+}
+
+lt_status lt__cpu_fill(lt_tensor *y, double value) {
+    int64_t n = lt__numel(y->shape, y->ndim);
+    size_t es = lt_dtype_size(y->dtype);
+    char *p = lt__data(y);
+    if (n == 0) return LT_OK;
+    if (value == 0.0 && !signbit(value)) { /* all-zero bits in every dtype */
+        memset(p, 0, (size_t)n * es);
+        return LT_OK;
+    }
+    lt__store(p, y->dtype, value);
+    for (int64_t i = 1; i < n; i++) memcpy(p + i * (int64_t)es, p, es);
+    return LT_OK;
+}
+
+lt_status lt__cpu_arange(lt_tensor *y, double start, double step) {
+    int64_t n = lt__numel(y->shape, y->ndim);
+    size_t es = lt_dtype_size(y->dtype);
+    char *p = lt__data(y);
+    for (int64_t i = 0; i < n; i++) lt__store(p + i * (int64_t)es, y->dtype, start + (double)i * step);
+    return LT_OK;
+}
+
+/* Copies one element of es bytes without conversion. */
+static inline void lt__move(char *d, const char *s, size_t es) {
+    switch (es) {
+    case 1: *d = *s; break;
+    case 2: memcpy(d, s, 2); break;
+    case 4: memcpy(d, s, 4); break;
+    default: memcpy(d, s, 8); break;
+    }
+}
+
+lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
+    int nd = dst->ndim;
+    int64_t n = lt__numel(dst->shape, nd);
+    if (n == 0) return LT_OK;
+    size_t des = lt_dtype_size(dst->dtype), ses = lt_dtype_size(src->dtype);
+    char *dp = lt__data(dst);
+    const char *sp = lt__data(src);
+    bool same = dst->dtype == src->dtype;
+    if (same && lt__is_contiguous(dst) && lt__is_contiguous(src)) {
+        memmove(dp, sp, (size_t)n * des);
+        return LT_OK;
+    }
+    /* Walk the innermost dim in a tight loop and the outer dims with an odometer. */
+    int64_t idx[LT_MAX_DIMS] = {0};
+    int64_t inner = nd ? dst->shape[nd - 1] : 1;
+    int64_t dsi = nd ? dst->strides[nd - 1] : 1, ssi = nd ? src->strides[nd - 1] : 1;
+    int64_t outer = n / inner;
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t doff = 0, soff = 0;
+        for (int k = 0; k < nd - 1; k++) {
+            doff += idx[k] * dst->strides[k];
+            soff += idx[k] * src->strides[k];
+        }
+        char *d = dp + doff * (int64_t)des;
+        const char *s = sp + soff * (int64_t)ses;
+        if (same) {
+            for (int64_t i = 0; i < inner; i++) lt__move(d + i * dsi * (int64_t)des, s + i * ssi * (int64_t)ses, des);
+        } else if (dst->dtype == LT_F32 && src->dtype == LT_F64) {
+            for (int64_t i = 0; i < inner; i++) ((float *)d)[i * dsi] = (float)((const double *)s)[i * ssi];
+        } else if (dst->dtype == LT_F64 && src->dtype == LT_F32) {
+            for (int64_t i = 0; i < inner; i++) ((double *)d)[i * dsi] = ((const float *)s)[i * ssi];
+        } else {
+            for (int64_t i = 0; i < inner; i++)
+                lt__store(d + i * dsi * (int64_t)des, dst->dtype, lt__load(s + i * ssi * (int64_t)ses, src->dtype));
+        }
+        for (int k = nd - 2; k >= 0; k--) {
+            if (++idx[k] < dst->shape[k]) break;
+            idx[k] = 0;
+        }
+    }
+    return LT_OK;
+}
+
+lt_status lt__cpu_philox(lt_tensor *y, uint64_t seed, uint64_t offset, bool normal) {
+    int64_t n = lt__numel(y->shape, y->ndim);
+    size_t es = lt_dtype_size(y->dtype);
+    char *p = lt__data(y);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t w = offset + (uint64_t)i;
+        float v;
+        if (normal) { /* Box-Muller pairs words (2k, 2k+1) of the stream: sin goes to the even one */
+            lt__u32x4 b = lt__philox_block(seed, w >> 2);
+            unsigned lane = (unsigned)(w & 2);
+            float n0, n1;
+            lt__philox_box_muller(b.v[lane], b.v[lane + 1], &n0, &n1);
+            v = (w & 1) ? n1 : n0;
+        } else {
+            v = lt__philox_u01(lt__philox_word(seed, w));
+        }
+        lt__store(p + i * (int64_t)es, y->dtype, v);
+    }
+    return LT_OK;
+}
