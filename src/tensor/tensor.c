@@ -28,6 +28,10 @@ void lt__scope_register(lt_tensor *t) {
     lt__scope_items[lt__scope_n++] = t;
 }
 
+void lt__keep(lt_tensor *t) {
+    if (lt__scope_depth > 0) lt_tensor_retain(t);
+}
+
 void lt__release_on_error(lt_tensor *t) {
     if (t && lt__scope_depth == 0) lt_tensor_release(t);
 }

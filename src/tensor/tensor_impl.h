@@ -53,6 +53,9 @@ lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strid
                           lt_device device, void (*owner_free)(void *), void *owner_ctx, lt_tensor **out);
 /* Hands the new tensor's reference to the current scope (if any). Every constructor calls this once. */
 void lt__scope_register(lt_tensor *t);
+/* Makes the caller own one reference to a freshly constructed t whether or not a scope is open (a scope's
+ * reference is matched by an extra one). For objects such as lt_params that keep tensors across scopes. */
+void lt__keep(lt_tensor *t);
 /* For a tensor from a constructor that an op will not return because of a later failure: releases it when no
  * scope owns it (a scope releases it at its end otherwise). NULL is a no-op. */
 void lt__release_on_error(lt_tensor *t);
