@@ -54,8 +54,9 @@ lt_status lt__node_save(lt_node *n, const lt_tensor *t);
 void lt__node_retain(lt_node *n);
 void lt__node_release(lt_node *n);
 
-/* Back-propagates gy (the shape of `out`) from out. lt_backward is this with gy = 1. */
-lt_status lt__backward_from(lt_tensor *out, const lt_tensor *gy);
+/* Back-propagates gy (the shape of `out`) from out; `who` names the public caller in messages. lt_backward is this
+ * with gy = 1. */
+lt_status lt__backward_from(const char *who, lt_tensor *out, const lt_tensor *gy);
 
 /* A tensor of `shape` (ndim dims) holding g summed over the dims that broadcasting added or expanded: the
  * gradient of an input that was broadcast to g's shape. Returns a new reference to g when no reduction is needed.

@@ -162,8 +162,8 @@ static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
     if (!leaf->grad) {
         lt_tensor *t;
         LT_TRY(lt__tensor_alloc("lt_backward", leaf->shape, leaf->ndim, leaf->dtype, leaf->storage->device, &t));
-        lt_tensor_retain(t); /* the current scope drops one reference; the leaf keeps the other */
         LT_TRY(be->copy(t, g));
+        lt_tensor_retain(t); /* the current scope drops one reference; the leaf keeps the other */
         leaf->grad = t;
         return LT_OK;
     }
@@ -189,7 +189,7 @@ static lt_status lt__accumulate_node(lt_node *n, lt_tensor *g) {
 static _Thread_local lt__node_stack lt__visit, lt__order;
 
 /* Collects the nodes reachable from root and counts, for each, the edges that consume its output. */
-static lt_status lt__collect(lt_node *root, uint64_t epoch) {
+static lt_status lt__collect(const char *who, lt_node *root, uint64_t epoch) {
     lt__visit.n = lt__order.n = 0;
     root->epoch = epoch;
     root->pending = 0;
@@ -197,8 +197,8 @@ static lt_status lt__collect(lt_node *root, uint64_t epoch) {
     while (lt__visit.n > 0) {
         lt_node *n = lt__visit.items[--lt__visit.n];
         if (n->consumed)
-            return lt__err(LT_ERR_STATE,
-                           "lt_backward: the graph through %s was already freed by an earlier lt_backward", n->name);
+            return lt__err(LT_ERR_STATE, "%s: the graph through %s was already freed by an earlier backward", who,
+                           n->name);
         if (!lt__push(&lt__order, n)) return lt__err(LT_ERR_OOM, "lt_backward: out of memory");
         for (int i = 0; i < n->n_inputs; i++) {
             lt_node *m = n->inputs[i].fn;
@@ -219,7 +219,7 @@ static lt_status lt__run_node(lt_node *n, lt__node_stack *ready) {
     lt_tensor **gx = n->n_inputs <= 8 ? gx_small : calloc((size_t)n->n_inputs, sizeof(lt_tensor *));
     if (!gx) return lt__err(LT_ERR_OOM, "lt_backward: out of memory");
     for (int i = 0; i < n->n_inputs; i++) gx[i] = NULL;
-    lt_status st = lt_scope_begin();
+    lt_status st = lt__scope_begin();
     if (st != LT_OK) goto done;
     if (n->grad) { /* no consumer sent a gradient: every input's is zero */
         lt_no_grad_begin();
@@ -243,7 +243,7 @@ static lt_status lt__run_node(lt_node *n, lt__node_stack *ready) {
         if (e->fn && --e->fn->pending == 0 && !lt__push(ready, e->fn))
             st = lt__err(LT_ERR_OOM, "lt_backward: out of memory");
     }
-    lt_scope_end();
+    lt__scope_end();
 done:
     if (gx != gx_small) free(gx);
     lt_tensor_release(n->grad);
@@ -255,16 +255,16 @@ done:
 
 static _Thread_local lt__node_stack lt__ready;
 
-lt_status lt__backward_from(lt_tensor *out, const lt_tensor *gy) {
+lt_status lt__backward_from(const char *who, lt_tensor *out, const lt_tensor *gy) {
     if (!out->grad_fn) {
-        LT_TRY(lt_scope_begin());
+        LT_TRY(lt__scope_begin());
         lt_status st = lt__accumulate_leaf(out, gy);
-        lt_scope_end();
+        lt__scope_end();
         return st;
     }
     lt_node *root = out->grad_fn;
     uint64_t epoch = ++lt__epoch;
-    LT_TRY(lt__collect(root, epoch));
+    LT_TRY(lt__collect(who, root, epoch));
     lt_tensor_retain((lt_tensor *)gy);
     root->grad = (lt_tensor *)gy;
     lt__ready.n = 0;
@@ -294,12 +294,12 @@ LT_API lt_status lt_backward(lt_tensor *loss) {
         return lt__err(LT_ERR_SHAPE, "%s: loss has shape %s; it must have exactly one element", fn,
                        lt__fmt_shape(s, sizeof s, loss->shape, loss->ndim));
     }
-    LT_TRY(lt_scope_begin());
+    LT_TRY(lt__scope_begin());
     lt_tensor *one;
     lt_status st = lt__tensor_alloc(fn, loss->shape, loss->ndim, loss->dtype, loss->storage->device, &one);
     if (st == LT_OK) st = lt__backend_of(one)->fill(one, 1.0);
-    if (st == LT_OK) st = lt__backward_from(loss, one);
-    lt_scope_end();
+    if (st == LT_OK) st = lt__backward_from(fn, loss, one);
+    lt__scope_end();
     return st;
 }
 
@@ -315,7 +315,7 @@ LT_API lt_status lt_backward_grad(lt_tensor *out, const lt_tensor *grad) {
                        lt__fmt_shape(a, sizeof a, grad->shape, grad->ndim), lt_dtype_name(grad->dtype),
                        lt__fmt_shape(b, sizeof b, out->shape, out->ndim), lt_dtype_name(out->dtype));
     }
-    return lt__backward_from(out, grad);
+    return lt__backward_from(fn, out, grad);
 }
 
 LT_API lt_status lt_tensor_set_requires_grad(lt_tensor *t, bool requires_grad) {

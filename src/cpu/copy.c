@@ -119,12 +119,11 @@ lt_status lt__cpu_philox(lt_tensor *y, uint64_t seed, uint64_t offset, bool norm
     for (int64_t i = 0; i < n; i++) {
         uint64_t w = offset + (uint64_t)i;
         float v;
-        if (normal) { /* Box-Muller pairs words (2k, 2k+1) of the stream: sin goes to the even one */
-            lt__u32x4 b = lt__philox_block(seed, w >> 2);
-            unsigned lane = (unsigned)(w & 2);
+        if (normal) { /* Box-Muller pairs words (offset + 2k, offset + 2k + 1): sin goes to the first */
+            uint64_t w0 = offset + ((uint64_t)i & ~(uint64_t)1);
             float n0, n1;
-            lt__philox_box_muller(b.v[lane], b.v[lane + 1], &n0, &n1);
-            v = (w & 1) ? n1 : n0;
+            lt__philox_box_muller(lt__philox_word(seed, w0), lt__philox_word(seed, w0 + 1), &n0, &n1);
+            v = (i & 1) ? n1 : n0;
         } else {
             v = lt__philox_u01(lt__philox_word(seed, w));
         }

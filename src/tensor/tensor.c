@@ -36,24 +36,36 @@ void lt__release_on_error(lt_tensor *t) {
     if (t && lt__scope_depth == 0) lt_tensor_release(t);
 }
 
-LT_API lt_status lt_scope_begin(void) {
-    lt__clear_error();
+lt_status lt__scope_begin(void) {
     if (lt__scope_depth == LT_MAX_SCOPES)
         return lt__err(LT_ERR_STATE, "lt_scope_begin: scopes nested deeper than %d", LT_MAX_SCOPES);
     lt__scope_marks[lt__scope_depth++] = lt__scope_n;
     return LT_OK;
 }
 
-LT_API lt_status lt_scope_end(void) {
-    lt__clear_error();
-    if (lt__scope_depth == 0) return lt__err(LT_ERR_STATE, "lt_scope_end: no scope is open");
+void lt__scope_end(void) {
+    LT_ASSERT(lt__scope_depth > 0);
     size_t mark = lt__scope_marks[--lt__scope_depth];
     /* release newest first: outputs die before the inputs their graph nodes reference */
     while (lt__scope_n > mark) lt_tensor_release(lt__scope_items[--lt__scope_n]);
+}
+
+LT_API lt_status lt_scope_begin(void) {
+    lt__clear_error();
+    return lt__scope_begin();
+}
+
+LT_API lt_status lt_scope_end(void) {
+    lt__clear_error();
+    if (lt__scope_depth == 0) return lt__err(LT_ERR_STATE, "lt_scope_end: no scope is open");
+    lt__scope_end();
     return LT_OK;
 }
 
 /* ---- Lifetime ---- */
+
+/* The owner_free of wrapped memory that libtrain merely borrows (the caller frees it). */
+static void lt__borrowed(void *ctx) { (void)ctx; }
 
 static void lt__storage_release(lt__storage *s) {
     if (atomic_fetch_sub(&s->refcount, 1) != 1) return;
@@ -174,7 +186,7 @@ lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strid
     atomic_init(&s->refcount, 1);
     s->device = device;
     s->data = data;
-    s->owner_free = owner_free;
+    s->owner_free = owner_free ? owner_free : lt__borrowed;
     s->owner_ctx = owner_ctx;
     lt_tensor *t = lt__header_new(s);
     if (!t) {
@@ -250,24 +262,45 @@ lt_status lt__broadcast_shape(const char *who, const int64_t *sa, int na, const 
     return LT_OK;
 }
 
-lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out) {
-    int64_t strides[LT_MAX_DIMS];
+lt_status lt__broadcast_header(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor *hdr) {
     int lead = ndim - t->ndim;
-    if (lead < 0) return lt__err(LT_ERR_SHAPE, "expand: target has fewer dims than the tensor");
+    if (lead < 0 || ndim > LT_MAX_DIMS) return lt__err(LT_ERR_SHAPE, "expand: target has fewer dims than the tensor");
+    memset(hdr, 0, sizeof *hdr);
+    hdr->storage = t->storage;
+    hdr->offset = t->offset;
+    hdr->dtype = t->dtype;
+    hdr->ndim = ndim;
     for (int i = 0; i < ndim; i++) {
-        if (i < lead) {
-            strides[i] = 0;
-            continue;
-        }
+        hdr->shape[i] = shape[i];
+        if (i < lead) continue;
         int64_t s = t->shape[i - lead];
         if (s != shape[i] && s != 1) {
             char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
             return lt__err(LT_ERR_SHAPE, "expand: %s cannot broadcast to %s", lt__fmt_shape(x, sizeof x, t->shape, t->ndim),
                            lt__fmt_shape(y, sizeof y, shape, ndim));
         }
-        strides[i] = s == shape[i] ? t->strides[i - lead] : 0;
+        hdr->strides[i] = s == shape[i] ? t->strides[i - lead] : 0;
     }
-    return lt__tensor_view_of(t, shape, strides, ndim, t->offset, out);
+    return LT_OK;
+}
+
+lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out) {
+    lt_tensor hdr;
+    LT_TRY(lt__broadcast_header(t, shape, ndim, &hdr));
+    return lt__tensor_view_of(t, shape, hdr.strides, ndim, t->offset, out);
+}
+
+/* A stack header over borrowed contiguous host memory, for kernels that copy to or from the caller's buffer. */
+static void lt__host_header(void *data, const int64_t *shape, int ndim, lt_dtype dtype, lt__storage *s, lt_tensor *t) {
+    memset(s, 0, sizeof *s);
+    s->data = data;
+    s->device = LT_DEVICE_CPU;
+    memset(t, 0, sizeof *t);
+    t->storage = s;
+    t->ndim = ndim;
+    t->dtype = dtype;
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    lt__contiguous_strides(t->shape, ndim, t->strides);
 }
 
 /* ---- Checks ---- */
@@ -374,6 +407,8 @@ LT_API lt_status lt_tensor_empty(const int64_t *shape, int ndim, lt_dtype dtype,
 
 static lt_status lt__full(const char *who, const int64_t *shape, int ndim, double value, lt_dtype dtype,
                           lt_device device, lt_tensor **out) {
+    LT_CHECK_NOT_NULL(who, out);
+    *out = NULL;
     lt_tensor *t;
     LT_TRY(lt__create(who, shape, ndim, dtype, device, &t));
     lt_status st = lt__backend_of(t)->fill(t, value);
@@ -408,7 +443,8 @@ LT_API lt_status lt_tensor_arange(double start, double end, double step, lt_dtyp
         return lt__err(LT_ERR_ARG, "%s: start %g, end %g, step %g: need finite values and a non-zero step", fn, start,
                        end, step);
     double count = ceil((end - start) / step);
-    if (count < 0) count = 0;
+    if (count < 0)
+        return lt__err(LT_ERR_ARG, "%s: step %g moves away from end (start %g, end %g)", fn, step, start, end);
     if (count > 9.0e15) return lt__err(LT_ERR_OOM, "%s: %g elements is too many", fn, count);
     int64_t n = (int64_t)count;
     lt_tensor *t;
@@ -457,13 +493,11 @@ LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int
     LT_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     LT_CHECK_NOT_NULL(fn, data);
-    lt_tensor *t, *src;
+    lt_tensor *t, src;
+    lt__storage ss;
     LT_TRY(lt__create(fn, shape, ndim, dtype, device, &t));
-    lt_status st = lt__tensor_wrap((void *)data, shape, NULL, ndim, dtype, LT_DEVICE_CPU, NULL, NULL, &src);
-    if (st == LT_OK) {
-        st = lt__backend_of(t)->copy(t, src);
-        lt__release_on_error(src);
-    }
+    lt__host_header((void *)data, shape, ndim, dtype, &ss, &src);
+    lt_status st = lt__backend_of(t)->copy(t, &src);
     if (st != LT_OK) {
         lt__release_on_error(t);
         return st;
@@ -514,11 +548,10 @@ LT_API lt_status lt_tensor_to_host(const lt_tensor *t, void *dst, size_t nbytes)
     size_t want = (size_t)lt__numel(t->shape, t->ndim) * lt_dtype_size(t->dtype);
     if (nbytes != want)
         return lt__err(LT_ERR_ARG, "%s: nbytes is %zu, the tensor holds %zu bytes", fn, nbytes, want);
-    lt_tensor *host;
-    LT_TRY(lt__tensor_wrap(dst, t->shape, NULL, t->ndim, t->dtype, LT_DEVICE_CPU, NULL, NULL, &host));
-    lt_status st = lt__backend_of(t)->copy(host, t);
-    lt__release_on_error(host);
-    return st;
+    lt_tensor host;
+    lt__storage hs;
+    lt__host_header(dst, t->shape, t->ndim, t->dtype, &hs, &host);
+    return lt__backend_of(t)->copy(&host, t);
 }
 
 LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
@@ -527,16 +560,13 @@ LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
     LT_CHECK_NOT_NULL(fn, dst);
     LT_CHECK_NOT_NULL(fn, src);
     LT_TRY(lt__check_same_device(fn, dst, src));
-    lt_tensor *view;
-    lt_status st = lt__expand_view(src, dst->shape, dst->ndim, &view);
-    if (st != LT_OK) {
+    lt_tensor view;
+    if (lt__broadcast_header(src, dst->shape, dst->ndim, &view) != LT_OK) {
         char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
         return lt__err(LT_ERR_SHAPE, "%s: src %s does not broadcast to dst %s", fn,
                        lt__fmt_shape(x, sizeof x, src->shape, src->ndim), lt__fmt_shape(y, sizeof y, dst->shape, dst->ndim));
     }
-    st = lt__backend_of(dst)->copy(dst, view);
-    lt__release_on_error(view);
-    return st;
+    return lt__backend_of(dst)->copy(dst, &view);
 }
 
 static lt_status lt__to_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
@@ -553,6 +583,9 @@ LT_API lt_status lt_tensor_to(const lt_tensor *t, lt_dtype dtype, lt_device devi
     *out = NULL;
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, t);
+    const lt__backend *be;
+    LT_TRY(lt__backend_for(fn, device, &be));
+    if ((unsigned)dtype >= LT_DTYPE_COUNT) return lt__err(LT_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
     if (device.type != t->storage->device.type || device.index != t->storage->device.index)
         return lt__err(LT_ERR_UNSUPPORTED, "%s: copies between devices need the CUDA backend", fn);
     lt_tensor *y;

@@ -51,6 +51,10 @@ lt_status lt__tensor_alias(const lt_tensor *t, lt_tensor **out);
  * last view dies. */
 lt_status lt__tensor_wrap(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,
                           lt_device device, void (*owner_free)(void *), void *owner_ctx, lt_tensor **out);
+/* Scope push/pop for the library's own use: like lt_scope_begin/lt_scope_end but leaving the thread's error
+ * message alone, so a failure inside survives the cleanup. */
+lt_status lt__scope_begin(void);
+void lt__scope_end(void);
 /* Hands the new tensor's reference to the current scope (if any). Every constructor calls this once. */
 void lt__scope_register(lt_tensor *t);
 /* Makes the caller own one reference to a freshly constructed t whether or not a scope is open (a scope's
@@ -76,6 +80,9 @@ lt_status lt__norm_dim(const char *who, int dim, int ndim, int *out);
 /* The broadcast shape of a and b (NumPy rules); LT_ERR_SHAPE naming who. */
 lt_status lt__broadcast_shape(const char *who, const int64_t *sa, int na, const int64_t *sb, int nb, int64_t *out,
                               int *nout);
+/* Fills *hdr (a caller's stack header: no reference, no scope) with a stride-0 view of t broadcast to shape, for
+ * passing to a kernel; valid while t lives. LT_ERR_SHAPE when t does not broadcast to shape. */
+lt_status lt__broadcast_header(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor *hdr);
 /* A stride-0 view of t broadcast to shape (which must be a valid broadcast target). No autograd. */
 lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out);
 

@@ -234,9 +234,12 @@ LT_API lt_status lt_expand(const lt_tensor *t, const int64_t *shape, int ndim, l
     *out = NULL;
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, t);
-    if (ndim < t->ndim || ndim > LT_MAX_DIMS)
-        return lt__err(LT_ERR_SHAPE, "%s: cannot expand %d dims to %d", fn, t->ndim, ndim);
+    if (ndim < 0 || ndim > LT_MAX_DIMS)
+        return lt__err(LT_ERR_ARG, "%s: ndim is %d, must be in [0, %d]", fn, ndim, LT_MAX_DIMS);
     if (ndim > 0) LT_CHECK_NOT_NULL(fn, shape);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0) return lt__err(LT_ERR_ARG, "%s: dim %d has negative size %lld", fn, i, (long long)shape[i]);
+    if (ndim < t->ndim) return lt__err(LT_ERR_SHAPE, "%s: cannot expand %d dims to %d", fn, t->ndim, ndim);
     lt_tensor *v;
     lt_status st = lt__expand_view(t, shape, ndim, &v);
     if (st != LT_OK) {
