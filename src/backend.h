@@ -40,6 +40,12 @@ typedef enum lt__scalar_op {
 
 typedef enum lt__reduce_op { LT_ROP_SUM, LT_ROP_MAX, LT_ROP_COUNT } lt__reduce_op;
 
+/* A run of parameters in a flat buffer that share one weight-decay factor (see adamw_step). */
+typedef struct lt__segment {
+    int64_t offset, numel;
+    double weight_decay;
+} lt__segment;
+
 typedef struct lt__backend {
     const char *name;
     lt__allocator *(*allocator)(int device_index); /* NULL when that device does not exist */
@@ -112,7 +118,28 @@ typedef struct lt__backend {
     lt_status (*dropout)(const lt_tensor *x, double p, double scale, uint64_t seed, uint64_t offset, lt_tensor *y,
                          lt_tensor *mask);
 
+    /* ---- fused Transformer ops ---- */
+    /* Causal attention of qkv [B, T, 3C] contiguous with n_head heads: y [B, T, C], lse [B, n_head, T] the
+     * log-sum-exp of each row of scaled scores (what the backward needs to rebuild the probabilities). */
+    lt_status (*attention)(const lt_tensor *qkv, int n_head, lt_tensor *y, lt_tensor *lse);
+    /* gqkv [B, T, 3C] (overwritten) from qkv, y, lse and gy [B, T, C], recomputing the probabilities. */
+    lt_status (*attention_backward)(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse,
+                                    const lt_tensor *gy, int n_head, lt_tensor *gqkv);
+    /* For logits [N, Vp] contiguous (modified in place) and targets [N] i32/i64 (checked by src/ops):
+     * loss[n] = logsumexp(logits[n, :V]) - logits[n, t[n]] (0 where t == ignore_index). When want_grad, logits
+     * is overwritten with its gradient scaled by grad_scale: (softmax(logits[n, :V]) - onehot(t[n])) * grad_scale
+     * on counted rows, 0 on ignored rows and padding columns. */
+    lt_status (*classifier_ce)(lt_tensor *logits, int64_t vocab_size, const lt_tensor *targets, int64_t ignore_index,
+                               double grad_scale, bool want_grad, lt_tensor *loss);
+
     /* ---- optimizers, over flat contiguous 1-D buffers, in place ---- */
+    /* *out = sum of x[i]^2 accumulated in f64 (x any float dtype, contiguous). Used for the global grad norm. */
+    lt_status (*sumsq)(const lt_tensor *x, double *out);
+    /* AdamW as torch.optim.AdamW, over the segments [offset, offset + numel) of the flat buffers, each with its own
+     * weight-decay factor (0 turns decay off): m, v are the moments (same dtype as param). step is 1-based. */
+    lt_status (*adamw_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
+                            const struct lt__segment *segments, int n_segments, double lr, double beta1,
+                            double beta2, double eps, int64_t step);
     /* SGD as torch.optim.SGD with dampening 0; velocity may be NULL when momentum == 0. */
     lt_status (*sgd_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
                           double weight_decay, bool nesterov, bool first_step);
@@ -120,7 +147,7 @@ typedef struct lt__backend {
 
 /* Entries after name and allocator; keep in step with the struct so that a new op cannot be forgotten by a backend
  * that fills the table positionally or leaves one NULL (lt__backend_check verifies none is NULL). */
-#define LT__BACKEND_ENTRIES 22
+#define LT__BACKEND_ENTRIES 27
 _Static_assert(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *), "update LT__BACKEND_ENTRIES");
 
 /* The backend for a device, or NULL with LT_ERR_DEVICE set (naming who) when that device is not available. */

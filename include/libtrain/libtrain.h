@@ -3,6 +3,8 @@
 #define LIBTRAIN_H
 
 #include "core.h"
+#include "data.h"
+#include "nn.h"
 #include "ops.h"
 #include "optim.h"
 #include "params.h"

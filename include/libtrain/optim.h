@@ -22,9 +22,39 @@ typedef struct lt_sgd_config {
 /* SGD with momentum, as torch.optim.SGD (dampening 0): v = momentum * v + g; p -= lr * v
  * (or lr * (g + momentum * v) with nesterov). LT_ERR_ARG for a negative lr or momentum. */
 LT_API lt_status lt_sgd_create(lt_params *params, const lt_sgd_config *config, lt_optim **out);
+typedef struct lt_adamw_config {
+    size_t struct_size; /* sizeof(lt_adamw_config) */
+    double lr;
+    double beta1, beta2; /* e.g. 0.9, 0.95 */
+    double eps;          /* e.g. 1e-8 */
+    double weight_decay; /* decoupled (p -= lr * wd * p), applied only to parameters whose decay flag is set */
+} lt_adamw_config;
+
+/* AdamW as torch.optim.AdamW: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m_hat / (sqrt(v_hat) + eps) +
+ * wd p) with bias-corrected m_hat, v_hat. One fused update over the flat buffer; the moments m and v are f32 (or
+ * the set's dtype when f64) and start at zero. Parameters whose decay flag is off (lt_params_set_decay) get no
+ * weight decay. LT_ERR_ARG for lr < 0, betas outside [0, 1), eps <= 0 or weight_decay < 0. */
+LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *config, lt_optim **out);
+
 /* One update from the current gradients. */
 LT_API lt_status lt_optim_step(lt_optim *opt);
 LT_API lt_status lt_optim_set_lr(lt_optim *opt, double lr);
+/* Updates taken so far (AdamW's bias correction uses it). */
+LT_API int64_t lt_optim_steps(const lt_optim *opt);
+/* The optimizer's state buffers as 1-D views of lt_params_numel elements, borrowed: AdamW's first and second
+ * moments (m, v), SGD's velocity (m; v is NULL), for checkpoints. Either may be NULL when the optimizer has none.
+ * lt_optim_set_steps restores the step count alongside. */
+LT_API lt_status lt_optim_state(lt_optim *opt, lt_tensor **m, lt_tensor **v);
+LT_API lt_status lt_optim_set_steps(lt_optim *opt, int64_t steps);
+
+/* Scales every gradient of the set by max_norm / norm when the global L2 norm of all gradients exceeds max_norm
+ * (as torch.nn.utils.clip_grad_norm_), and writes the norm before clipping to *norm (may be NULL).
+ * max_norm <= 0 only measures. The sum of squares is accumulated in f64. */
+LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *norm);
+
+/* Learning rate at `step` (0-based) of a run of total_steps: linear warm-up from max_lr / warmup_steps to max_lr
+ * over the first warmup_steps steps, then cosine decay to min_lr at total_steps; min_lr after that. */
+LT_API double lt_lr_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr, double min_lr);
 LT_API void lt_optim_free(lt_optim *opt);
 
 #ifdef __cplusplus

@@ -32,6 +32,11 @@ LT_API lt_status lt_params_get(const lt_params *p, int i, const char **name, lt_
 LT_API lt_status lt_params_find(const lt_params *p, const char *name, lt_tensor **param);
 /* 1-D views of the whole parameter and gradient buffers, borrowed, owned by the set. */
 LT_API lt_status lt_params_flat(const lt_params *p, lt_tensor **params, lt_tensor **grads);
+/* Whether AdamW applies weight decay to the named parameter. lt_params_add sets it for parameters of 2 or more
+ * dims, and clears it for vectors (biases, LayerNorm weights); models clear it for embeddings.
+ * LT_ERR_RANGE when there is no such parameter. */
+LT_API lt_status lt_params_set_decay(lt_params *p, const char *name, bool decay);
+LT_API bool lt_params_get_decay(const lt_params *p, int i);
 /* Sets every gradient to zero. */
 LT_API lt_status lt_params_zero_grad(lt_params *p);
 

@@ -26,4 +26,9 @@ const lt__backend lt__cpu_backend = {
     .embedding_backward = lt__cpu_embedding_backward,
     .dropout = lt__cpu_dropout,
     .sgd_step = lt__cpu_sgd_step,
+    .attention = lt__cpu_attention,
+    .attention_backward = lt__cpu_attention_backward,
+    .classifier_ce = lt__cpu_classifier_ce,
+    .sumsq = lt__cpu_sumsq,
+    .adamw_step = lt__cpu_adamw_step,
 };

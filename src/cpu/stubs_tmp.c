@@ -111,3 +111,28 @@ __attribute__((weak)) lt_status lt__cpu_sgd_step(lt_tensor *param, const lt_tens
     (void)param; (void)grad; (void)velocity; (void)lr; (void)momentum; (void)weight_decay; (void)nesterov; (void)first_step;
     return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: sgd_step is not implemented yet");
 }
+
+__attribute__((weak)) lt_status lt__cpu_attention(const lt_tensor *qkv, int n_head, lt_tensor *y, lt_tensor *lse) {
+    (void)qkv; (void)n_head; (void)y; (void)lse;
+    return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: attention is not implemented yet");
+}
+
+__attribute__((weak)) lt_status lt__cpu_attention_backward(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse, const lt_tensor *gy, int n_head, lt_tensor *gqkv) {
+    (void)qkv; (void)y; (void)lse; (void)gy; (void)n_head; (void)gqkv;
+    return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: attention_backward is not implemented yet");
+}
+
+__attribute__((weak)) lt_status lt__cpu_classifier_ce(lt_tensor *logits, int64_t vocab_size, const lt_tensor *targets, int64_t ignore_index, double grad_scale, bool want_grad, lt_tensor *loss) {
+    (void)logits; (void)vocab_size; (void)targets; (void)ignore_index; (void)grad_scale; (void)want_grad; (void)loss;
+    return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: classifier_ce is not implemented yet");
+}
+
+__attribute__((weak)) lt_status lt__cpu_sumsq(const lt_tensor *x, double *out) {
+    (void)x; (void)out;
+    return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: sumsq is not implemented yet");
+}
+
+__attribute__((weak)) lt_status lt__cpu_adamw_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v, const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2, double eps, int64_t step) {
+    (void)param; (void)grad; (void)m; (void)v; (void)segments; (void)n_segments; (void)lr; (void)beta1; (void)beta2; (void)eps; (void)step;
+    return lt__err(LT_ERR_UNSUPPORTED, "cpu backend: adamw_step is not implemented yet");
+}

@@ -12,6 +12,7 @@
 typedef struct lt__param {
     char name[LT_PARAM_NAME_MAX + 1];
     lt_tensor *t;
+    bool decay;
 } lt__param;
 
 struct lt_params {
@@ -166,6 +167,7 @@ LT_API lt_status lt_params_add(lt_params *p, const char *name, const int64_t *sh
     lt__param *it = &p->items[p->n++];
     memcpy(it->name, name, len + 1);
     it->t = t;
+    it->decay = ndim >= 2;
     *out = t;
     return LT_OK;
 }
@@ -207,6 +209,21 @@ LT_API lt_status lt_params_flat(const lt_params *p, lt_tensor **params, lt_tenso
     if (grads) *grads = p->gflat;
     return LT_OK;
 }
+
+LT_API lt_status lt_params_set_decay(lt_params *p, const char *name, bool decay) {
+    static const char *fn = "lt_params_set_decay";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, p);
+    LT_CHECK_NOT_NULL(fn, name);
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].name, name) == 0) {
+            p->items[i].decay = decay;
+            return LT_OK;
+        }
+    return lt__err(LT_ERR_RANGE, "%s: no parameter named '%s'", fn, name);
+}
+
+LT_API bool lt_params_get_decay(const lt_params *p, int i) { return p && i >= 0 && i < p->n && p->items[i].decay; }
 
 LT_API lt_status lt_params_zero_grad(lt_params *p) {
     lt__clear_error();
