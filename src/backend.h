@@ -64,7 +64,8 @@ typedef struct lt__backend {
 
     /* ---- elementwise ---- */
     lt_status (*unary)(lt__unary_op op, const lt_tensor *x, lt_tensor *y);
-    /* gx = gy * f'(x), where y = f(x) is available to entries that use it (exp, tanh, sigmoid, sqrt, rsqrt). */
+    /* gx = gy * f'(x). Reads y = f(x) for exp, sqrt, rsqrt, tanh and sigmoid and x for the others; the one not
+     * read may be NULL (so a node need not keep its input alive). */
     lt_status (*unary_backward)(lt__unary_op op, const lt_tensor *x, const lt_tensor *y, const lt_tensor *gy,
                                 lt_tensor *gx);
     /* y = a OP b, with a and b already broadcast to y's shape. y may alias a or b exactly (in-place accumulate). */

@@ -118,7 +118,7 @@ static lt_status lt__check_shape(const char *who, const int64_t *shape, int ndim
 lt_status lt__tensor_alloc(const char *who, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
                            lt_tensor **out) {
     *out = NULL;
-    int64_t n;
+    int64_t n = 0;
     LT_TRY(lt__check_shape(who, shape, ndim, &n));
     if ((unsigned)dtype >= LT_DTYPE_COUNT) return lt__err(LT_ERR_DTYPE, "%s: unknown dtype %d", who, (int)dtype);
     const lt__backend *be;
@@ -222,6 +222,7 @@ void lt__contiguous_strides(const int64_t *shape, int ndim, int64_t *strides) {
 }
 
 bool lt__is_contiguous(const lt_tensor *t) {
+    if (lt__numel(t->shape, t->ndim) == 0) return true; /* no element to misplace */
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != s) return false;
