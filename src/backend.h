@@ -84,8 +84,9 @@ typedef struct lt__backend {
 
     /* ---- matrix products ---- */
     /* For each batch b: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b], op transposing when ta/tb.
-     * a, b and c are 3-D [batch, rows, cols]; a and b have unit stride in one of their last two dims (any batch
-     * stride, 0 included); c is contiguous and is read when beta != 0. */
+     * a, b and c are 3-D [batch, rows, cols]; a and b have unit stride in one of their last two dims and a valid
+     * leading dimension in the other (at least the unit-stride dim's size, never 0), any batch stride (0 included);
+     * c is contiguous and is read when beta != 0. */
     lt_status (*gemm)(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
                       lt_tensor *c);
 
