@@ -225,7 +225,7 @@ static lt_status lt__run_node(lt_node *n, lt__node_stack *ready) {
     for (int i = 0; i < n->n_inputs; i++) gx[i] = NULL;
     lt_status st = lt__scope_begin();
     if (st != LT_OK) goto done;
-    if (n->grad) { /* no consumer sent a gradient: every input's is zero */
+    if (n->grad) { /* without one, no consumer sent a gradient: every input's is zero and stays NULL */
         lt_no_grad_begin();
         st = n->backward(n, n->grad, gx);
         lt_no_grad_end();

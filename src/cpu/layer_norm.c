@@ -1,0 +1,137 @@
+/* CPU layer norm over the last dim of a contiguous x [M, C], forward and backward (the reference kernels).
+ * Statistics are two-pass in double (the mean, then the mean squared deviation) so a large mean cannot cancel the
+ * variance away; `omp simd` lets the compiler split those sums over vector lanes. Rows run in parallel; gw and gb are
+ * summed over rows per column block, which needs no atomics and gives the same bits on any number of threads. */
+#include "core/error.h"
+#include "cpu/cpu.h"
+
+#include <math.h>
+
+#define COL_BLOCK 64
+/* Elements below which a call runs on one thread: starting a parallel region costs a few microseconds. */
+#define PAR_MIN_WORK 32768
+
+/* ln_row: y = (x - mean) * rstd * w + b for one row, and that row's mean and rstd.
+ * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
+ *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
+ * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
+#define DEFINE_LAYER_NORM(T, SFX)                                                                                      \
+    static void ln_row_##SFX(const T *x, const T *w, const T *b, double eps, int64_t C, T *y, T *mean, T *rstd) {      \
+        double s = 0.0, v = 0.0;                                                                                       \
+        _Pragma("omp simd reduction(+ : s)") for (int64_t c = 0; c < C; c++) s += x[c];                                \
+        double mu = s / (double)C;                                                                                     \
+        _Pragma("omp simd reduction(+ : v)") for (int64_t c = 0; c < C; c++) {                                         \
+            double d = (double)x[c] - mu;                                                                              \
+            v += d * d;                                                                                                \
+        }                                                                                                              \
+        double r = 1.0 / sqrt(v / (double)C + eps);                                                                    \
+        for (int64_t c = 0; c < C; c++) {                                                                              \
+            double h = ((double)x[c] - mu) * r;                                                                        \
+            if (w) h *= w[c];                                                                                          \
+            if (b) h += b[c];                                                                                          \
+            y[c] = (T)h;                                                                                               \
+        }                                                                                                              \
+        *mean = (T)mu;                                                                                                 \
+        *rstd = (T)r;                                                                                                  \
+    }                                                                                                                  \
+    static void ln_row_bwd_##SFX(const T *x, const T *w, double mu, double r, const T *gy, int64_t C, T *gx) {         \
+        double sg = 0.0, sgx = 0.0;                                                                                    \
+        _Pragma("omp simd reduction(+ : sg, sgx)") for (int64_t c = 0; c < C; c++) {                                   \
+            double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
+            sg += g;                                                                                                   \
+            sgx += g * (((double)x[c] - mu) * r);                                                                      \
+        }                                                                                                              \
+        sg /= (double)C;                                                                                               \
+        sgx /= (double)C;                                                                                              \
+        for (int64_t c = 0; c < C; c++) {                                                                              \
+            double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
+            gx[c] = (T)(r * (g - sg - ((double)x[c] - mu) * r * sgx));                                                 \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void ln_cols_bwd_##SFX(const T *x, const T *mean, const T *rstd, const T *gy, int64_t M, int64_t C,         \
+                                  int64_t c0, int64_t cols, T *gw, T *gb) {                                            \
+        double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
+        for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0.0;                                                        \
+        for (int64_t m = 0; m < M; m++) {                                                                              \
+            const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                       \
+            double mu = mean[m], r = rstd[m];                                                                          \
+            for (int64_t c = 0; c < cols; c++) {                                                                       \
+                aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                   \
+                ab[c] += gr[c];                                                                                        \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int64_t c = 0; c < cols; c++) {                                                                           \
+            if (gw) gw[c0 + c] = (T)aw[c];                                                                             \
+            if (gb) gb[c0 + c] = (T)ab[c];                                                                             \
+        }                                                                                                              \
+    }
+
+DEFINE_LAYER_NORM(float, f32)
+DEFINE_LAYER_NORM(double, f64)
+
+/* Every non-NULL tensor must be contiguous and of x's dtype, which is f32 or f64. */
+static lt_status check_args(const char *who, const lt_tensor *x, const lt_tensor *const *ts, int n) {
+    if (x->dtype != LT_F32 && x->dtype != LT_F64)
+        return lt__err(LT_ERR_DTYPE, "%s: x is %s, expected f32 or f64", who, lt_dtype_name(x->dtype));
+    if (!lt__is_contiguous(x) || x->ndim < 1) return lt__err(LT_ERR_INTERNAL, "%s: x must be contiguous", who);
+    for (int k = 0; k < n; k++) {
+        if (!ts[k]) continue;
+        if (ts[k]->dtype != x->dtype)
+            return lt__err(LT_ERR_DTYPE, "%s: tensors mix %s and %s", who, lt_dtype_name(x->dtype),
+                           lt_dtype_name(ts[k]->dtype));
+        if (!lt__is_contiguous(ts[k])) return lt__err(LT_ERR_INTERNAL, "%s: expected contiguous tensors", who);
+    }
+    return LT_OK;
+}
+
+static const void *data_or_null(const lt_tensor *t) { return t ? lt__data(t) : NULL; }
+
+lt_status lt__cpu_layer_norm(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
+                             lt_tensor *mean, lt_tensor *rstd) {
+    LT_TRY(check_args("cpu layer_norm", x, (const lt_tensor *[]){w, b, y, mean, rstd}, 5));
+    int64_t C = x->shape[x->ndim - 1], M = lt__numel(x->shape, x->ndim - 1);
+    bool f64 = x->dtype == LT_F64;
+    const void *xp = lt__data(x), *wp = data_or_null(w), *bp = data_or_null(b);
+    void *yp = lt__data(y), *mp = lt__data(mean), *rp = lt__data(rstd);
+#pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
+    for (int64_t m = 0; m < M; m++) {
+        if (f64)
+            ln_row_f64((const double *)xp + m * C, wp, bp, eps, C, (double *)yp + m * C, (double *)mp + m,
+                       (double *)rp + m);
+        else
+            ln_row_f32((const float *)xp + m * C, wp, bp, eps, C, (float *)yp + m * C, (float *)mp + m,
+                       (float *)rp + m);
+    }
+    return LT_OK;
+}
+
+lt_status lt__cpu_layer_norm_backward(const lt_tensor *x, const lt_tensor *w, const lt_tensor *mean,
+                                      const lt_tensor *rstd, const lt_tensor *gy, lt_tensor *gx, lt_tensor *gw,
+                                      lt_tensor *gb) {
+    LT_TRY(check_args("cpu layer_norm_backward", x, (const lt_tensor *[]){w, mean, rstd, gy, gx, gw, gb}, 7));
+    int64_t C = x->shape[x->ndim - 1], M = lt__numel(x->shape, x->ndim - 1);
+    bool f64 = x->dtype == LT_F64;
+    const void *xp = lt__data(x), *wp = data_or_null(w), *mp = lt__data(mean), *rp = lt__data(rstd);
+    const void *gyp = lt__data(gy);
+    void *gxp = lt__data(gx), *gwp = (void *)data_or_null(gw), *gbp = (void *)data_or_null(gb);
+#pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
+    for (int64_t m = 0; m < M; m++) {
+        if (f64)
+            ln_row_bwd_f64((const double *)xp + m * C, wp, ((const double *)mp)[m], ((const double *)rp)[m],
+                           (const double *)gyp + m * C, C, (double *)gxp + m * C);
+        else
+            ln_row_bwd_f32((const float *)xp + m * C, wp, ((const float *)mp)[m], ((const float *)rp)[m],
+                           (const float *)gyp + m * C, C, (float *)gxp + m * C);
+    }
+    if (!gw && !gb) return LT_OK;
+    int64_t blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
+    for (int64_t k = 0; k < blocks; k++) {
+        int64_t c0 = k * COL_BLOCK, cols = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        if (f64)
+            ln_cols_bwd_f64(xp, mp, rp, gyp, M, C, c0, cols, gwp, gbp);
+        else
+            ln_cols_bwd_f32(xp, mp, rp, gyp, M, C, c0, cols, gwp, gbp);
+    }
+    return LT_OK;
+}
