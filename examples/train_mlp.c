@@ -3,6 +3,8 @@
  * --check-memory turns it into a test: after the first step, no system allocation and no RSS growth. */
 #include <libtrain/libtrain.h>
 
+#include "options.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,79 +20,26 @@
     } while (0)
 
 typedef struct options {
-    int steps, hidden, points, threads, log_every;
+    int64_t steps, hidden, points, threads, log_every, seed;
     double lr, momentum;
-    uint64_t seed;
     bool check_memory;
 } options;
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: train_mlp [options]\n"
-               "  --steps N       training steps (default 300)\n"
-               "  --hidden N      hidden width (default 64)\n"
-               "  --points N      points per spiral arm (default 200)\n"
-               "  --lr X          learning rate (default 0.2)\n"
-               "  --momentum X    SGD momentum (default 0.9)\n"
-               "  --seed N        seed for data and initialisation (default 1)\n"
-               "  --threads N     CPU threads, 0 = all cores (default 0)\n"
-               "  --log-every N   print the loss every N steps (default 25)\n"
-               "  --check-memory  fail unless memory stays flat after the first step\n"
-               "  --help          this text\n");
-}
-
-/* Parses a positive integer or a non-negative number; returns false on junk. */
-static bool parse_int(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 100000000) return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_double(const char *s, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || !isfinite(v) || v < 0) return false;
-    *out = v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.steps = 300, .hidden = 64, .points = 200, .lr = 0.2, .momentum = 0.9, .seed = 1, .log_every = 25};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int seed = 0;
-        bool ok = true;
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(a, "--check-memory") == 0) {
-            o->check_memory = true;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "train_mlp: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        if (strcmp(a, "--steps") == 0) ok = parse_int(v, &o->steps);
-        else if (strcmp(a, "--hidden") == 0) ok = parse_int(v, &o->hidden) && o->hidden > 0;
-        else if (strcmp(a, "--points") == 0) ok = parse_int(v, &o->points) && o->points > 0;
-        else if (strcmp(a, "--threads") == 0) ok = parse_int(v, &o->threads);
-        else if (strcmp(a, "--log-every") == 0) ok = parse_int(v, &o->log_every) && o->log_every > 0;
-        else if (strcmp(a, "--lr") == 0) ok = parse_double(v, &o->lr);
-        else if (strcmp(a, "--momentum") == 0) ok = parse_double(v, &o->momentum);
-        else if (strcmp(a, "--seed") == 0) ok = parse_int(v, &seed), o->seed = (uint64_t)seed;
-        else {
-            fprintf(stderr, "train_mlp: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "train_mlp: bad value '%s' for %s\n", v, a);
-            return 2;
-        }
-        i++;
-    }
-    return 0;
+    const opt table[] = {
+        {"--steps", OPT_INT, &o->steps, 0, 1e8, "training steps"},
+        {"--hidden", OPT_INT, &o->hidden, 1, 65536, "hidden width"},
+        {"--points", OPT_INT, &o->points, 1, 1e7, "points per spiral arm"},
+        {"--lr", OPT_DOUBLE, &o->lr, 0, 1e3, "learning rate"},
+        {"--momentum", OPT_DOUBLE, &o->momentum, 0, 1, "SGD momentum"},
+        {"--seed", OPT_INT, &o->seed, 0, 9e15, "seed for data and initialisation"},
+        {"--threads", OPT_INT, &o->threads, 0, 1024, "CPU threads, 0 = all cores"},
+        {"--log-every", OPT_INT, &o->log_every, 1, 1e8, "print the loss every N steps"},
+        {"--check-memory", OPT_FLAG, &o->check_memory, 0, 0, "fail unless memory stays flat after the first step"},
+    };
+    return opt_parse(argc, argv, "Trains a small MLP on a generated three-arm spiral and prints the loss as it falls.",
+                     table, (int)(sizeof table / sizeof table[0]));
 }
 
 /* Spiral arms: point j of arm c at radius r = j/n and angle 4r + 2πc/3, jittered with N(0, 0.2) from Philox. */
@@ -98,7 +47,7 @@ static lt_status make_data(const options *o, lt_tensor **x, lt_tensor **y) {
     int64_t n = (int64_t)o->points * CLASSES;
     float *xs = malloc(sizeof(float) * 2 * (size_t)n), *noise = malloc(sizeof(float) * (size_t)n);
     int32_t *ys = malloc(sizeof(int32_t) * (size_t)n);
-    lt_philox rng = {o->seed, 0};
+    lt_philox rng = {(uint64_t)o->seed, 0};
     lt_tensor *jitter = NULL;
     lt_status st = xs && ys && noise ? LT_OK : LT_ERR_OOM;
     if (st == LT_OK) st = lt_tensor_randn(&n, 1, LT_F32, LT_DEVICE_CPU, &rng, &jitter);
@@ -187,7 +136,7 @@ int main(int argc, char **argv) {
     long rss_first = 0;
     int status = 1;
 
-    FAIL(lt_set_num_threads(o.threads));
+    FAIL(lt_set_num_threads((int)o.threads));
     FAIL(make_data(&o, &x, &y));
     FAIL(lt_params_create(LT_F32, LT_DEVICE_CPU, &params));
     FAIL(lt_params_add(params, "fc1.weight", (int64_t[]){2, h}, 2, &w[0]));
@@ -196,7 +145,7 @@ int main(int argc, char **argv) {
     FAIL(lt_params_add(params, "fc2.bias", &h, 1, &w[3]));
     FAIL(lt_params_add(params, "fc3.weight", (int64_t[]){h, CLASSES}, 2, &w[4]));
     FAIL(lt_params_add(params, "fc3.bias", (int64_t[]){CLASSES}, 1, &w[5]));
-    lt_philox rng = {o.seed, 1u << 20}; /* a different stretch of the stream than the data's */
+    lt_philox rng = {(uint64_t)o.seed, 1u << 20}; /* a different stretch of the stream than the data's */
     lt_scope_begin();
     lt_no_grad_begin();
     lt_status st = init_weight(w[0], 2, &rng);
@@ -207,8 +156,8 @@ int main(int argc, char **argv) {
     FAIL(st);
     FAIL(lt_sgd_create(params, &(lt_sgd_config){.struct_size = sizeof(lt_sgd_config), .lr = o.lr, .momentum = o.momentum},
                        &opt));
-    printf("train_mlp: %lld points, %lld parameters, %d steps (libtrain %s)\n", (long long)lt_tensor_numel(y),
-           (long long)lt_params_numel(params), o.steps, lt_version());
+    printf("train_mlp: %lld points, %lld parameters, %lld steps (libtrain %s)\n", (long long)lt_tensor_numel(y),
+           (long long)lt_params_numel(params), (long long)o.steps, lt_version());
 
     for (int step = 1; step <= o.steps; step++) {
         lt_scope_begin(); /* every tensor of the step is released at its end */
@@ -222,7 +171,7 @@ int main(int argc, char **argv) {
         if (st == LT_OK) st = lt_tensor_to_host(loss, &value, sizeof value);
         lt_scope_end();
         FAIL(st);
-        if (step == 1 || step % o.log_every == 0 || step == o.steps) printf("step %5d/%d  loss %.4f\n", step, o.steps, value);
+        if (step == 1 || step % o.log_every == 0 || step == o.steps) printf("step %5d/%lld  loss %.4f\n", step, (long long)o.steps, value);
         if (step == 1) {
             FAIL(lt_alloc_get_stats(LT_DEVICE_CPU, &first));
             rss_first = rss_kib();
