@@ -70,6 +70,7 @@ typedef struct lt__backend {
                                 lt_tensor *gx);
     /* y = a OP b, with a and b already broadcast to y's shape. y may alias a or b exactly (in-place accumulate). */
     lt_status (*binary)(lt__binary_op op, const lt_tensor *a, const lt_tensor *b, lt_tensor *y);
+    /* y = x OP s; y may alias x exactly (in-place scaling). */
     lt_status (*scalar)(lt__scalar_op op, const lt_tensor *x, double s, lt_tensor *y);
     /* y = cond ? a : b, all three already broadcast to y's shape; cond is u8. */
     lt_status (*where)(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *y);

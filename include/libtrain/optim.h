@@ -30,10 +30,11 @@ typedef struct lt_adamw_config {
     double weight_decay; /* decoupled (p -= lr * wd * p), applied only to parameters whose decay flag is set */
 } lt_adamw_config;
 
-/* AdamW as torch.optim.AdamW: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m_hat / (sqrt(v_hat) + eps) +
- * wd p) with bias-corrected m_hat, v_hat. One fused update over the flat buffer; the moments m and v are f32 (or
- * the set's dtype when f64) and start at zero. Parameters whose decay flag is off (lt_params_set_decay) get no
- * weight decay. LT_ERR_ARG for lr < 0, betas outside [0, 1), eps <= 0 or weight_decay < 0. */
+/* AdamW as torch.optim.AdamW, in its order of operations: p *= 1 - lr wd; m = b1 m + (1-b1) g;
+ * v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). One fused update over the flat
+ * buffer; the moments m and v have the set's dtype and start at zero. Parameters whose decay flag is off
+ * (lt_params_set_decay, read at every step) get no weight decay. LT_ERR_ARG for lr < 0, betas outside [0, 1),
+ * eps <= 0 or weight_decay < 0; LT_ERR_STATE for an empty set. */
 LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *config, lt_optim **out);
 
 /* One update from the current gradients. */
@@ -47,13 +48,15 @@ LT_API int64_t lt_optim_steps(const lt_optim *opt);
 LT_API lt_status lt_optim_state(lt_optim *opt, lt_tensor **m, lt_tensor **v);
 LT_API lt_status lt_optim_set_steps(lt_optim *opt, int64_t steps);
 
-/* Scales every gradient of the set by max_norm / norm when the global L2 norm of all gradients exceeds max_norm
- * (as torch.nn.utils.clip_grad_norm_), and writes the norm before clipping to *norm (may be NULL).
- * max_norm <= 0 only measures. The sum of squares is accumulated in f64. */
+/* Measures the global L2 norm of all gradients of the set and, as torch.nn.utils.clip_grad_norm_ does, scales
+ * them by max_norm / (norm + 1e-6) when that factor is below 1 (a NaN norm scales by NaN, as torch does).
+ * Writes the norm before clipping to *norm (may be NULL). max_norm <= 0 only measures; a NaN max_norm is
+ * LT_ERR_ARG. The sum of squares is accumulated in f64, identically for any thread count. */
 LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *norm);
 
-/* Learning rate at `step` (0-based) of a run of total_steps: linear warm-up from max_lr / warmup_steps to max_lr
- * over the first warmup_steps steps, then cosine decay to min_lr at total_steps; min_lr after that. */
+/* Learning rate at `step` (0-based) of a run of total_steps: linear warm-up max_lr * (step + 1) / warmup_steps over
+ * the first warmup_steps steps, then cosine decay to min_lr at total_steps; min_lr after that. A negative step
+ * counts as 0, warmup_steps <= 0 means no warm-up, and total_steps <= warmup_steps gives min_lr after the ramp. */
 LT_API double lt_lr_cosine(int64_t step, int64_t warmup_steps, int64_t total_steps, double max_lr, double min_lr);
 LT_API void lt_optim_free(lt_optim *opt);
 
