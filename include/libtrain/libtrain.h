@@ -9,5 +9,6 @@
 #include "optim.h"
 #include "params.h"
 #include "tensor.h"
+#include "train.h"
 
 #endif

@@ -247,7 +247,7 @@ LT_API lt_status lt_dataset_open(const char *path, int64_t vocab_size, lt_datase
         goto done;
     }
     for (int i = 0; i < n_paths; i++) {
-        int64_t n;
+        int64_t n = 0;
         status = shard_open(fn, paths[i], vocab_size, &sh->s[i], &n);
         if (status != LT_OK) goto done;
         sh->n = i + 1;
