@@ -1,0 +1,78 @@
+/* libtrain trainer: the whole loop (data -> model -> loss -> backward -> clip -> AdamW -> metrics) for a GPT on a
+ * token dataset, with progress, periodic validation and JSON Lines metrics. Examples and bindings drive training
+ * through this one implementation. A trainer is used from one thread. */
+#ifndef LIBTRAIN_TRAIN_H
+#define LIBTRAIN_TRAIN_H
+
+#include "data.h"
+#include "nn.h"
+#include "optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lt_progress {
+    LT_PROGRESS_NONE = 0,  /* print nothing */
+    LT_PROGRESS_LINES = 1, /* one line every log_every steps and at each validation */
+    LT_PROGRESS_LIVE = 2,  /* a live status line redrawn in place (\r), plus the lines above */
+    LT_PROGRESS_AUTO = 3   /* LIVE when stdout is a terminal, else LINES */
+} lt_progress;
+
+typedef struct lt_train_config {
+    size_t struct_size; /* sizeof(lt_train_config); lt_train_config_init sets it */
+    lt_gpt_config model;
+    lt_dtype dtype; /* parameter dtype: f32 (or f64 for checks) */
+    lt_device device;
+    uint64_t seed; /* initialisation, data order and dropout */
+    const char *data_path; /* an llm.c/nanoGPT shard or a directory of shards (see lt_dataset_open); borrowed */
+    double val_fraction;   /* the last fraction of the tokens is held out for validation, e.g. 0.05 */
+    int64_t batch_size, seq_len, grad_accum; /* micro-batch B, T, and micro-batches per step */
+    int64_t steps, warmup_steps;
+    double lr, min_lr, beta1, beta2, eps, weight_decay, grad_clip; /* grad_clip <= 0 disables clipping */
+    int64_t eval_every, eval_batches; /* validation every eval_every steps (0: only at the end) */
+    int64_t log_every;
+    lt_progress progress;
+    const char *metrics_path; /* JSON Lines, one object per logged step and per validation; NULL for none */
+    int threads;              /* CPU threads, 0 = all cores */
+} lt_train_config;
+
+/* Fills c with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4 layers, 4 heads, 128 wide),
+ * B 16, AdamW lr 1e-3 warm-up 50 then cosine to 1e-4 over 600 steps, betas (0.9, 0.95), wd 0.1, clip 1.0,
+ * validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO. */
+LT_API void lt_train_config_init(lt_train_config *c);
+
+/* What one optimizer step did. */
+typedef struct lt_train_stats {
+    size_t struct_size;
+    int64_t step;            /* 1-based index of the step just taken */
+    double loss;             /* mean training loss over the step's micro-batches */
+    double lr, grad_norm;    /* the rate used and the gradient norm before clipping */
+    double step_seconds;     /* wall time of the step */
+    double tokens_per_second;
+} lt_train_stats;
+
+typedef struct lt_trainer lt_trainer;
+
+/* Opens the data, splits it, builds the model (lt_gpt_create) and its AdamW optimizer. Errors from any of them
+ * (LT_ERR_IO / LT_ERR_FORMAT for data, LT_ERR_ARG for a bad config, LT_ERR_SHAPE when the data has too few
+ * windows for one batch) come back unchanged, with their messages. lt_trainer_free(NULL) is a no-op. */
+LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **out);
+LT_API void lt_trainer_free(lt_trainer *t);
+/* One optimizer step: grad_accum micro-batches forward and backward (the loss scaled by 1/grad_accum), gradient
+ * clipping, the scheduled lr, AdamW. stats may be NULL. LT_ERR_STATE when every step is done. */
+LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats);
+/* Mean validation loss in nats per token over eval_batches batches from the start of the validation split. */
+LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss);
+/* Runs the remaining steps with progress, validation and metrics, then a final validation. */
+LT_API lt_status lt_trainer_run(lt_trainer *t);
+/* The model, borrowed. */
+LT_API lt_gpt *lt_trainer_model(lt_trainer *t);
+/* Steps taken so far. */
+LT_API int64_t lt_trainer_steps_done(const lt_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
