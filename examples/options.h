@@ -16,8 +16,8 @@ typedef enum opt_kind { OPT_INT, OPT_DOUBLE, OPT_STRING, OPT_FLAG } opt_kind;
 typedef struct opt {
     const char *name; /* "--steps" */
     opt_kind kind;
-    void *dst;        /* int64_t *, double *, const char **, bool * */
-    double min, max;  /* accepted range for numbers */
+    void *dst;       /* int64_t *, double *, const char **, bool * */
+    double min, max; /* accepted range for numbers */
     const char *help;
 } opt;
 

@@ -154,8 +154,8 @@ int main(int argc, char **argv) {
     lt_no_grad_end();
     lt_scope_end();
     FAIL(st);
-    FAIL(lt_sgd_create(params, &(lt_sgd_config){.struct_size = sizeof(lt_sgd_config), .lr = o.lr, .momentum = o.momentum},
-                       &opt));
+    FAIL(lt_sgd_create(
+        params, &(lt_sgd_config){.struct_size = sizeof(lt_sgd_config), .lr = o.lr, .momentum = o.momentum}, &opt));
     printf("train_mlp: %lld points, %lld parameters, %lld steps (libtrain %s)\n", (long long)lt_tensor_numel(y),
            (long long)lt_params_numel(params), (long long)o.steps, lt_version());
 
@@ -171,7 +171,8 @@ int main(int argc, char **argv) {
         if (st == LT_OK) st = lt_tensor_to_host(loss, &value, sizeof value);
         lt_scope_end();
         FAIL(st);
-        if (step == 1 || step % o.log_every == 0 || step == o.steps) printf("step %5d/%lld  loss %.4f\n", step, (long long)o.steps, value);
+        if (step == 1 || step % o.log_every == 0 || step == o.steps)
+            printf("step %5d/%lld  loss %.4f\n", step, (long long)o.steps, value);
         if (step == 1) {
             FAIL(lt_alloc_get_stats(LT_DEVICE_CPU, &first));
             rss_first = rss_kib();

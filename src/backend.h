@@ -29,14 +29,7 @@ typedef enum lt__unary_op {
 typedef enum lt__binary_op { LT_BOP_ADD, LT_BOP_SUB, LT_BOP_MUL, LT_BOP_DIV, LT_BOP_POW, LT_BOP_COUNT } lt__binary_op;
 
 /* y = x OP s for a scalar s. RSUB is s - x, RDIV is s / x. */
-typedef enum lt__scalar_op {
-    LT_SOP_ADD,
-    LT_SOP_MUL,
-    LT_SOP_POW,
-    LT_SOP_RSUB,
-    LT_SOP_RDIV,
-    LT_SOP_COUNT
-} lt__scalar_op;
+typedef enum lt__scalar_op { LT_SOP_ADD, LT_SOP_MUL, LT_SOP_POW, LT_SOP_RSUB, LT_SOP_RDIV, LT_SOP_COUNT } lt__scalar_op;
 
 typedef enum lt__reduce_op { LT_ROP_SUM, LT_ROP_MAX, LT_ROP_COUNT } lt__reduce_op;
 
@@ -105,8 +98,8 @@ typedef struct lt__backend {
                                      lt_tensor *gb);
     /* logits [N, C] contiguous, targets [N] i32/i64 (checked in range or == ignore_index by src/ops).
      * loss[n] = logsumexp(logits[n]) - logits[n, t], or 0 where ignored; lse[n] = logsumexp(logits[n]). */
-    lt_status (*cross_entropy)(const lt_tensor *logits, const lt_tensor *targets, int64_t ignore_index,
-                               lt_tensor *loss, lt_tensor *lse);
+    lt_status (*cross_entropy)(const lt_tensor *logits, const lt_tensor *targets, int64_t ignore_index, lt_tensor *loss,
+                               lt_tensor *lse);
     /* glogits[n, c] = gloss[n] * (exp(logits[n, c] - lse[n]) - (c == t[n])), 0 on ignored rows. */
     lt_status (*cross_entropy_backward)(const lt_tensor *logits, const lt_tensor *targets, int64_t ignore_index,
                                         const lt_tensor *lse, const lt_tensor *gloss, lt_tensor *glogits);
@@ -126,8 +119,8 @@ typedef struct lt__backend {
      * log-sum-exp of each row of scaled scores (what the backward needs to rebuild the probabilities). */
     lt_status (*attention)(const lt_tensor *qkv, int n_head, lt_tensor *y, lt_tensor *lse);
     /* gqkv [B, T, 3C] (overwritten) from qkv, y, lse and gy [B, T, C], recomputing the probabilities. */
-    lt_status (*attention_backward)(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse,
-                                    const lt_tensor *gy, int n_head, lt_tensor *gqkv);
+    lt_status (*attention_backward)(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse, const lt_tensor *gy,
+                                    int n_head, lt_tensor *gqkv);
     /* For logits [N, Vp] contiguous (modified in place) and targets [N] i32/i64 (checked by src/ops):
      * loss[n] = logsumexp(logits[n, :V]) - logits[n, t[n]] (0 where t == ignore_index). When want_grad, logits
      * is overwritten with its gradient scaled by grad_scale: (softmax(logits[n, :V]) - onehot(t[n])) * grad_scale
@@ -141,8 +134,8 @@ typedef struct lt__backend {
     /* AdamW as torch.optim.AdamW, over the segments [offset, offset + numel) of the flat buffers, each with its own
      * weight-decay factor (0 turns decay off): m, v are the moments (same dtype as param). step is 1-based. */
     lt_status (*adamw_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
-                            const struct lt__segment *segments, int n_segments, double lr, double beta1,
-                            double beta2, double eps, int64_t step);
+                            const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2,
+                            double eps, int64_t step);
     /* SGD as torch.optim.SGD with dampening 0; velocity may be NULL when momentum == 0. */
     lt_status (*sgd_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
                           double weight_decay, bool nesterov, bool first_step);

@@ -20,18 +20,18 @@ extern "C" {
 /* Status codes. Append-only: values never change meaning between releases. */
 typedef enum lt_status {
     LT_OK = 0,
-    LT_ERR_ARG = 1,          /* a NULL pointer, a negative size or another invalid argument */
-    LT_ERR_SHAPE = 2,        /* shapes that do not fit together */
-    LT_ERR_DTYPE = 3,        /* a dtype the operation does not accept */
-    LT_ERR_DEVICE = 4,       /* tensors on different devices, or a device that is not available */
-    LT_ERR_OOM = 5,          /* an allocation failed */
-    LT_ERR_RANGE = 6,        /* an index or a view out of range */
-    LT_ERR_IO = 7,           /* a file could not be opened, read or written */
-    LT_ERR_FORMAT = 8,       /* a file's contents are invalid */
-    LT_ERR_UNSUPPORTED = 9,  /* valid, but not implemented on this backend or build */
-    LT_ERR_BACKEND = 10,     /* a CUDA, cuBLAS, cuRAND, NCCL, MPI or HDF5 call failed */
-    LT_ERR_STATE = 11,       /* called in the wrong state, for example backward twice through a freed graph */
-    LT_ERR_INTERNAL = 12     /* a bug in libtrain; please report it with the message */
+    LT_ERR_ARG = 1,         /* a NULL pointer, a negative size or another invalid argument */
+    LT_ERR_SHAPE = 2,       /* shapes that do not fit together */
+    LT_ERR_DTYPE = 3,       /* a dtype the operation does not accept */
+    LT_ERR_DEVICE = 4,      /* tensors on different devices, or a device that is not available */
+    LT_ERR_OOM = 5,         /* an allocation failed */
+    LT_ERR_RANGE = 6,       /* an index or a view out of range */
+    LT_ERR_IO = 7,          /* a file could not be opened, read or written */
+    LT_ERR_FORMAT = 8,      /* a file's contents are invalid */
+    LT_ERR_UNSUPPORTED = 9, /* valid, but not implemented on this backend or build */
+    LT_ERR_BACKEND = 10,    /* a CUDA, cuBLAS, cuRAND, NCCL, MPI or HDF5 call failed */
+    LT_ERR_STATE = 11,      /* called in the wrong state, for example backward twice through a freed graph */
+    LT_ERR_INTERNAL = 12    /* a bug in libtrain; please report it with the message */
 } lt_status;
 
 /* The message of the last failed call on this thread, naming the function and the values involved,

@@ -17,7 +17,8 @@ typedef struct lt_dataset lt_dataset;
  * Every token is checked to be < vocab_size. Errors: LT_ERR_IO (missing or unreadable, or a *.bin that is not a
  * regular file), LT_ERR_FORMAT (wrong version, a count that disagrees with the file size, an odd-sized raw file, an
  * empty shard, a token >= vocab_size: the message names the file and the position). A shard truncated by another
- * process while mapped ends this one with SIGBUS: keep shards immutable while training. lt_dataset_free(NULL) is a no-op. */
+ * process while mapped ends this one with SIGBUS: keep shards immutable while training. lt_dataset_free(NULL) is a
+ * no-op. */
 LT_API lt_status lt_dataset_open(const char *path, int64_t vocab_size, lt_dataset **out);
 LT_API void lt_dataset_free(lt_dataset *ds);
 /* Total tokens. */

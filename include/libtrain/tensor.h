@@ -60,8 +60,8 @@ LT_API lt_status lt_tensor_rand(const int64_t *shape, int ndim, lt_dtype dtype, 
 LT_API lt_status lt_tensor_randn(const int64_t *shape, int ndim, lt_dtype dtype, lt_device device, lt_philox *rng,
                                  lt_tensor **out);
 /* Copies nbytes = numel * lt_dtype_size(dtype) bytes of row-major host data into a new tensor. */
-LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int ndim, lt_dtype dtype,
-                                     lt_device device, lt_tensor **out);
+LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
+                                     lt_tensor **out);
 
 /* ---- Inspection. Accessors take a valid tensor; they return 0 / NULL for NULL. ---- */
 

@@ -24,7 +24,7 @@ typedef struct lt_train_config {
     lt_gpt_config model;
     lt_dtype dtype; /* parameter dtype: f32 (or f64 for checks) */
     lt_device device;
-    uint64_t seed; /* initialisation, data order and dropout */
+    uint64_t seed;         /* initialisation, data order and dropout */
     const char *data_path; /* an llm.c/nanoGPT shard or a directory of shards (see lt_dataset_open); borrowed */
     double val_fraction;   /* the last fraction of the tokens is held out for validation, e.g. 0.05 */
     int64_t batch_size, seq_len, grad_accum; /* micro-batch B, T, and micro-batches per step */
@@ -45,10 +45,10 @@ LT_API void lt_train_config_init(lt_train_config *c);
 /* What one optimizer step did. */
 typedef struct lt_train_stats {
     size_t struct_size;
-    int64_t step;            /* 1-based index of the step just taken */
-    double loss;             /* mean training loss over the step's micro-batches */
-    double lr, grad_norm;    /* the rate used and the gradient norm before clipping */
-    double step_seconds;     /* wall time of the step */
+    int64_t step;         /* 1-based index of the step just taken */
+    double loss;          /* mean training loss over the step's micro-batches */
+    double lr, grad_norm; /* the rate used and the gradient norm before clipping */
+    double step_seconds;  /* wall time of the step */
     double tokens_per_second;
 } lt_train_stats;
 

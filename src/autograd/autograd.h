@@ -16,9 +16,9 @@ typedef lt_status (*lt__backward_fn)(lt_node *n, const lt_tensor *gy, lt_tensor 
 #define LT_NODE_MAX_SAVED 6
 
 typedef struct lt__edge {
-    lt_node *fn;      /* the input's node (retained), or NULL */
-    lt_tensor *leaf;  /* the input itself (retained) when it is a leaf that requires grad, or NULL */
-    int ndim;         /* the input's geometry, for reshaping gradients back to it */
+    lt_node *fn;     /* the input's node (retained), or NULL */
+    lt_tensor *leaf; /* the input itself (retained) when it is a leaf that requires grad, or NULL */
+    int ndim;        /* the input's geometry, for reshaping gradients back to it */
     int64_t shape[LT_MAX_DIMS];
     lt_dtype dtype;
 } lt__edge;
@@ -29,13 +29,13 @@ struct lt_node {
     lt__backward_fn backward;
     lt_tensor *saved[LT_NODE_MAX_SAVED]; /* detached aliases: no grad_fn, so no cycles */
     int n_saved;
-    double f[4];  /* op parameters for the backward */
+    double f[4]; /* op parameters for the backward */
     int64_t i[LT_MAX_DIMS + 2];
     /* engine bookkeeping */
-    bool consumed;     /* saved tensors were freed by an earlier backward */
-    int pending;       /* consumers not yet processed in the current backward */
-    uint64_t epoch;    /* which backward pass last visited */
-    lt_tensor *grad;   /* gradient accumulated for this node's output in the current backward */
+    bool consumed;   /* saved tensors were freed by an earlier backward */
+    int pending;     /* consumers not yet processed in the current backward */
+    uint64_t epoch;  /* which backward pass last visited */
+    lt_tensor *grad; /* gradient accumulated for this node's output in the current backward */
     int n_inputs;
     lt__edge inputs[]; /* n_inputs entries */
 };

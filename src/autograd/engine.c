@@ -52,7 +52,6 @@ static void lt__node_dealloc(lt_node *n) {
         free(n);
 }
 
-
 void lt__node_retain(lt_node *n) {
     if (n) atomic_fetch_add(&n->refcount, 1);
 }

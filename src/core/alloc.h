@@ -34,7 +34,8 @@ typedef struct lt__pool {
     size_t size; /* bytes per object, at least sizeof(void *) */
     void *head;
 } lt__pool;
-#define LT__POOL_INIT(bytes) {PTHREAD_MUTEX_INITIALIZER, (bytes), NULL}
+#define LT__POOL_INIT(bytes)                                                                                           \
+    { PTHREAD_MUTEX_INITIALIZER, (bytes), NULL }
 void *lt__pool_get(lt__pool *pool);
 void lt__pool_put(lt__pool *pool, void *obj);
 lt__pool *lt__pool_tensors(void);

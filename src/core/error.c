@@ -26,8 +26,8 @@ LT_API const char *lt_last_error(void) { return lt__message; }
 
 LT_API const char *lt_status_name(lt_status status) {
     static const char *const names[] = {
-        "LT_OK",        "LT_ERR_ARG",    "LT_ERR_SHAPE",       "LT_ERR_DTYPE",   "LT_ERR_DEVICE",
-        "LT_ERR_OOM",   "LT_ERR_RANGE",  "LT_ERR_IO",          "LT_ERR_FORMAT",  "LT_ERR_UNSUPPORTED",
+        "LT_OK",          "LT_ERR_ARG",   "LT_ERR_SHAPE",    "LT_ERR_DTYPE",  "LT_ERR_DEVICE",
+        "LT_ERR_OOM",     "LT_ERR_RANGE", "LT_ERR_IO",       "LT_ERR_FORMAT", "LT_ERR_UNSUPPORTED",
         "LT_ERR_BACKEND", "LT_ERR_STATE", "LT_ERR_INTERNAL",
     };
     _Static_assert(sizeof names / sizeof names[0] == LT_ERR_INTERNAL + 1, "one name per status");
@@ -44,9 +44,7 @@ static const struct {
 };
 _Static_assert(sizeof lt__dtypes / sizeof lt__dtypes[0] == LT_DTYPE_COUNT, "one entry per dtype");
 
-LT_API size_t lt_dtype_size(lt_dtype dtype) {
-    return (unsigned)dtype < LT_DTYPE_COUNT ? lt__dtypes[dtype].size : 0;
-}
+LT_API size_t lt_dtype_size(lt_dtype dtype) { return (unsigned)dtype < LT_DTYPE_COUNT ? lt__dtypes[dtype].size : 0; }
 
 LT_API const char *lt_dtype_name(lt_dtype dtype) {
     return (unsigned)dtype < LT_DTYPE_COUNT ? lt__dtypes[dtype].name : "?";

@@ -29,13 +29,13 @@ void lt__clear_error(void);
 /* Argument checks that name the calling public function through `fn`, a `static const char *` or literal. */
 #define LT_CHECK_NOT_NULL(fn, p)                                                                                       \
     do {                                                                                                               \
-        if ((p) == NULL) return lt__err(LT_ERR_ARG, "%s: %s is NULL", (fn), #p);                                      \
+        if ((p) == NULL) return lt__err(LT_ERR_ARG, "%s: %s is NULL", (fn), #p);                                       \
     } while (0)
 
 #define LT_ASSERT(cond)                                                                                                \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "libtrain: internal invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+            fprintf(stderr, "libtrain: internal invariant broken at %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
             abort();                                                                                                   \
         }                                                                                                              \
     } while (0)

@@ -28,9 +28,14 @@ static void lt__store(void *p, lt_dtype d, double v) {
     case LT_F64: *(double *)p = v; break;
     case LT_BF16: *(uint16_t *)p = lt__f32_to_bf16((float)v); break;
     case LT_F16: *(uint16_t *)p = lt__f32_to_f16((float)v); break;
-    case LT_I32: *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v; break;
+    case LT_I32:
+        *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+        break;
     case LT_I64:
-        *(int64_t *)p = v != v ? 0 : v >= 9.2233720368547758e18 ? INT64_MAX : v <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)v;
+        *(int64_t *)p = v != v                        ? 0
+                        : v >= 9.2233720368547758e18  ? INT64_MAX
+                        : v <= -9.2233720368547758e18 ? INT64_MIN
+                                                      : (int64_t)v;
         break;
     case LT_U16: *(uint16_t *)p = v != v || v <= 0 ? 0 : v >= 65535.0 ? 65535 : (uint16_t)v; break;
     case LT_U8: *(uint8_t *)p = v != v || v <= 0 ? 0 : v >= 255.0 ? 255 : (uint8_t)v; break;

@@ -4,11 +4,11 @@
 #include "core/error.h"
 #include "libtrain/data.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,8 +55,9 @@ static lt_status append_text(const char *fn, const char *text_path, const char *
         }
         if (r == 0) break;
         if (*count + (uint64_t)r > INT32_MAX) {
-            st = lt__err(LT_ERR_FORMAT, "%s: the text has more than %d bytes, more tokens than an llm.c header can count",
-                         fn, INT32_MAX);
+            st = lt__err(LT_ERR_FORMAT,
+                         "%s: the text has more than %d bytes, more tokens than an llm.c header can count", fn,
+                         INT32_MAX);
             break;
         }
         for (ssize_t i = 0; i < r; i++) { /* uint16 little-endian: the byte, then 0 */
@@ -134,8 +135,10 @@ static lt_status list_texts(const char *fn, const char *text_path, char ***paths
         int w = snprintf(full, sizeof full, "%s/%s", text_path, entries[i]->d_name);
         if (status == LT_OK && entries[i]->d_name[0] != '.' && w > 0 && w < (int)sizeof full && is_text_file(full)) {
             (*paths)[*n] = strdup(full);
-            if (!(*paths)[*n]) status = lt__err(LT_ERR_OOM, "%s: out of memory", fn);
-            else (*n)++;
+            if (!(*paths)[*n])
+                status = lt__err(LT_ERR_OOM, "%s: out of memory", fn);
+            else
+                (*n)++;
         }
         free(entries[i]);
     }

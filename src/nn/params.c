@@ -1,9 +1,9 @@
 /* Named parameter sets over one flat parameter buffer and one flat gradient buffer. Parameters are views into the
  * buffers' storage, so growing the buffers swaps the storage's data pointer and every view follows. */
+#include "libtrain/params.h"
 #include "autograd/autograd.h"
 #include "backend.h"
 #include "core/error.h"
-#include "libtrain/params.h"
 
 #include <string.h>
 
@@ -18,8 +18,8 @@ typedef struct lt__param {
 struct lt_params {
     lt_dtype dtype;
     lt_device device;
-    lt_tensor *buf, *gbuf;     /* 1-D, `capacity` elements; owned */
-    lt_tensor *flat, *gflat;   /* 1-D views of the first `numel` elements; owned */
+    lt_tensor *buf, *gbuf;   /* 1-D, `capacity` elements; owned */
+    lt_tensor *flat, *gflat; /* 1-D views of the first `numel` elements; owned */
     int64_t numel, capacity;
     lt__param *items;
     int n, cap;
@@ -130,8 +130,10 @@ LT_API lt_status lt_params_add(lt_params *p, const char *name, const int64_t *sh
     if (len == 0 || len > LT_PARAM_NAME_MAX)
         return lt__err(LT_ERR_ARG, "%s: name must have 1 to %d bytes, it has %zu", fn, LT_PARAM_NAME_MAX, len);
     for (int i = 0; i < p->n; i++)
-        if (strcmp(p->items[i].name, name) == 0) return lt__err(LT_ERR_ARG, "%s: a parameter named '%s' exists", fn, name);
-    if (ndim < 0 || ndim > LT_MAX_DIMS) return lt__err(LT_ERR_ARG, "%s: ndim is %d, must be in [0, %d]", fn, ndim, LT_MAX_DIMS);
+        if (strcmp(p->items[i].name, name) == 0)
+            return lt__err(LT_ERR_ARG, "%s: a parameter named '%s' exists", fn, name);
+    if (ndim < 0 || ndim > LT_MAX_DIMS)
+        return lt__err(LT_ERR_ARG, "%s: ndim is %d, must be in [0, %d]", fn, ndim, LT_MAX_DIMS);
     if (ndim > 0) LT_CHECK_NOT_NULL(fn, shape);
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {

@@ -73,7 +73,8 @@ static void lt__storage_release(lt__storage *s) {
         s->owner_free(s->owner_ctx);
     } else if (s->data) {
         const lt__backend *be = NULL;
-        if (lt__backend_for("lt_tensor_release", s->device, &be) == LT_OK) lt__free(be->allocator(s->device.index), s->data);
+        if (lt__backend_for("lt_tensor_release", s->device, &be) == LT_OK)
+            lt__free(be->allocator(s->device.index), s->data);
     }
     lt__pool_put(lt__pool_storages(), s);
 }
@@ -106,10 +107,8 @@ static lt_status lt__check_shape(const char *who, const int64_t *shape, int ndim
     if (ndim > 0 && !shape) return lt__err(LT_ERR_ARG, "%s: shape is NULL", who);
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return lt__err(LT_ERR_ARG, "%s: dim %d has negative size %lld", who, i, (long long)shape[i]);
-        if (__builtin_mul_overflow(n, shape[i], &n))
-            return lt__err(LT_ERR_OOM, "%s: element count overflows", who);
+        if (shape[i] < 0) return lt__err(LT_ERR_ARG, "%s: dim %d has negative size %lld", who, i, (long long)shape[i]);
+        if (__builtin_mul_overflow(n, shape[i], &n)) return lt__err(LT_ERR_OOM, "%s: element count overflows", who);
     }
     *numel = n;
     return LT_OK;
@@ -150,7 +149,7 @@ lt_status lt__tensor_alloc(const char *who, const int64_t *shape, int ndim, lt_d
 }
 
 static lt_status lt__view_new(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim,
-                               int64_t offset, lt_tensor **out) {
+                              int64_t offset, lt_tensor **out) {
     *out = NULL;
     lt_tensor *v = lt__header_new(t->storage);
     if (!v) return lt__err(LT_ERR_OOM, "view: out of memory");
@@ -166,8 +165,8 @@ static lt_status lt__view_new(const lt_tensor *t, const int64_t *shape, const in
     return LT_OK;
 }
 
-lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim,
-                             int64_t offset, lt_tensor **out) {
+lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim, int64_t offset,
+                             lt_tensor **out) {
     LT_TRY(lt__view_new(t, shape, strides, ndim, offset, out));
     lt__scope_register(*out);
     return LT_OK;
@@ -254,8 +253,8 @@ lt_status lt__broadcast_shape(const char *who, const int64_t *sa, int na, const 
         int64_t b = i < n - nb ? 1 : sb[i - (n - nb)];
         if (a != b && a != 1 && b != 1) {
             char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
-            return lt__err(LT_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", who, lt__fmt_shape(x, sizeof x, sa, na),
-                           lt__fmt_shape(y, sizeof y, sb, nb));
+            return lt__err(LT_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", who,
+                           lt__fmt_shape(x, sizeof x, sa, na), lt__fmt_shape(y, sizeof y, sb, nb));
         }
         out[i] = a == 1 ? b : a;
     }
@@ -277,8 +276,8 @@ lt_status lt__broadcast_header(const lt_tensor *t, const int64_t *shape, int ndi
         int64_t s = t->shape[i - lead];
         if (s != shape[i] && s != 1) {
             char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
-            return lt__err(LT_ERR_SHAPE, "expand: %s cannot broadcast to %s", lt__fmt_shape(x, sizeof x, t->shape, t->ndim),
-                           lt__fmt_shape(y, sizeof y, shape, ndim));
+            return lt__err(LT_ERR_SHAPE, "expand: %s cannot broadcast to %s",
+                           lt__fmt_shape(x, sizeof x, t->shape, t->ndim), lt__fmt_shape(y, sizeof y, shape, ndim));
         }
         hdr->strides[i] = s == shape[i] ? t->strides[i - lead] : 0;
     }
@@ -378,7 +377,7 @@ uint16_t lt__f32_to_f16(float f) {
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000;
     uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00); /* NaN */
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);  /* NaN */
     if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* overflow (rounds to >= 65520) -> inf */
     if (a < 0x38800000u) { /* below the smallest normal: subnormal or zero, rounded to nearest even */
         if (a < 0x33000000u) return (uint16_t)sign;
@@ -488,8 +487,8 @@ LT_API lt_status lt_tensor_randn(const int64_t *shape, int ndim, lt_dtype dtype,
     return lt__random("lt_tensor_randn", shape, ndim, dtype, device, rng, true, out);
 }
 
-LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int ndim, lt_dtype dtype,
-                                     lt_device device, lt_tensor **out) {
+LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
+                                     lt_tensor **out) {
     static const char *fn = "lt_tensor_from_host";
     LT_CHECK_NOT_NULL(fn, out);
     *out = NULL;
@@ -547,8 +546,7 @@ LT_API lt_status lt_tensor_to_host(const lt_tensor *t, void *dst, size_t nbytes)
     LT_CHECK_NOT_NULL(fn, t);
     LT_CHECK_NOT_NULL(fn, dst);
     size_t want = (size_t)lt__numel(t->shape, t->ndim) * lt_dtype_size(t->dtype);
-    if (nbytes != want)
-        return lt__err(LT_ERR_ARG, "%s: nbytes is %zu, the tensor holds %zu bytes", fn, nbytes, want);
+    if (nbytes != want) return lt__err(LT_ERR_ARG, "%s: nbytes is %zu, the tensor holds %zu bytes", fn, nbytes, want);
     lt_tensor host;
     lt__storage hs;
     lt__host_header(dst, t->shape, t->ndim, t->dtype, &hs, &host);
@@ -565,7 +563,8 @@ LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
     if (lt__broadcast_header(src, dst->shape, dst->ndim, &view) != LT_OK) {
         char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
         return lt__err(LT_ERR_SHAPE, "%s: src %s does not broadcast to dst %s", fn,
-                       lt__fmt_shape(x, sizeof x, src->shape, src->ndim), lt__fmt_shape(y, sizeof y, dst->shape, dst->ndim));
+                       lt__fmt_shape(x, sizeof x, src->shape, src->ndim),
+                       lt__fmt_shape(y, sizeof y, dst->shape, dst->ndim));
     }
     return lt__backend_of(dst)->copy(dst, &view);
 }

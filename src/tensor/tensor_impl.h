@@ -42,8 +42,8 @@ struct lt_tensor {
 lt_status lt__tensor_alloc(const char *who, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
                            lt_tensor **out);
 /* A new tensor header sharing t's storage with the given geometry (no autograd). Checks nothing. */
-lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim,
-                             int64_t offset, lt_tensor **out);
+lt_status lt__tensor_view_of(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim, int64_t offset,
+                             lt_tensor **out);
 /* A new header with t's geometry and storage that is NOT registered in any scope: the caller owns it. Autograd
  * saves these (no grad_fn), so that a node never keeps its own output's history alive. */
 lt_status lt__tensor_alias(const lt_tensor *t, lt_tensor **out);

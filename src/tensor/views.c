@@ -37,7 +37,8 @@ static bool lt__view_strides(const lt_tensor *t, const int64_t *shape, int ndim,
 
 /* Resolves one -1 entry and checks that the element count matches. */
 static lt_status lt__infer_shape(const char *who, const lt_tensor *t, const int64_t *shape, int ndim, int64_t *out) {
-    if (ndim < 0 || ndim > LT_MAX_DIMS) return lt__err(LT_ERR_ARG, "%s: ndim is %d, must be in [0, %d]", who, ndim, LT_MAX_DIMS);
+    if (ndim < 0 || ndim > LT_MAX_DIMS)
+        return lt__err(LT_ERR_ARG, "%s: ndim is %d, must be in [0, %d]", who, ndim, LT_MAX_DIMS);
     if (ndim > 0 && !shape) return lt__err(LT_ERR_ARG, "%s: shape is NULL", who);
     int infer = -1;
     int64_t known = 1;
@@ -64,8 +65,8 @@ static lt_status lt__infer_shape(const char *who, const lt_tensor *t, const int6
     if (known != n) {
         char a[LT_SHAPE_STR_LEN], b[LT_SHAPE_STR_LEN];
         return lt__err(LT_ERR_SHAPE, "%s: cannot view %s (%lld elements) as %s (%lld elements)", who,
-                       lt__fmt_shape(a, sizeof a, t->shape, t->ndim), (long long)n, lt__fmt_shape(b, sizeof b, out, ndim),
-                       (long long)known);
+                       lt__fmt_shape(a, sizeof a, t->shape, t->ndim), (long long)n,
+                       lt__fmt_shape(b, sizeof b, out, ndim), (long long)known);
     }
     return LT_OK;
 }
@@ -147,7 +148,8 @@ LT_API lt_status lt_permute(const lt_tensor *t, const int *perm, lt_tensor **out
     for (int i = 0; i < t->ndim; i++) {
         int p = perm[i];
         if (p < 0 || p >= t->ndim || seen[p])
-            return lt__err(LT_ERR_ARG, "%s: perm is not a permutation of 0..%d (entry %d is %d)", fn, t->ndim - 1, i, p);
+            return lt__err(LT_ERR_ARG, "%s: perm is not a permutation of 0..%d (entry %d is %d)", fn, t->ndim - 1, i,
+                           p);
         seen[p] = true;
         shape[i] = t->shape[p];
         strides[i] = t->strides[p];

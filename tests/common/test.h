@@ -16,7 +16,7 @@ extern int tt_failed_checks;
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
             tt_failed_checks++;                                                                                        \
         }                                                                                                              \
     } while (0)
@@ -26,7 +26,7 @@ extern int tt_failed_checks;
     do {                                                                                                               \
         lt_status tt__s = (expr);                                                                                      \
         if (tt__s != LT_OK) {                                                                                          \
-            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, lt_status_name(tt__s),         \
+            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #expr, lt_status_name(tt__s),           \
                     lt_last_error());                                                                                  \
             tt_failed_checks++;                                                                                        \
             return;                                                                                                    \
@@ -38,11 +38,11 @@ extern int tt_failed_checks;
     do {                                                                                                               \
         lt_status tt__s = (expr);                                                                                      \
         if (tt__s != (st)) {                                                                                           \
-            fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #expr,                  \
-                    lt_status_name(tt__s), lt_status_name(st), lt_last_error());                                      \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s (%s)\n", __FILE__, __LINE__, #expr,                    \
+                    lt_status_name(tt__s), lt_status_name(st), lt_last_error());                                       \
             tt_failed_checks++;                                                                                        \
-        } else if (strstr(lt_last_error(), (fn)) == NULL) {                                                           \
-            fprintf(stderr, "%s:%d: message \"%s\" does not name %s\n", __FILE__, __LINE__, lt_last_error(), (fn));  \
+        } else if (strstr(lt_last_error(), (fn)) == NULL) {                                                            \
+            fprintf(stderr, "%s:%d: message \"%s\" does not name %s\n", __FILE__, __LINE__, lt_last_error(), (fn));    \
             tt_failed_checks++;                                                                                        \
         }                                                                                                              \
     } while (0)
