@@ -29,7 +29,9 @@ LT_API lt_status lt_attention(const lt_tensor *qkv, int n_head, lt_tensor **out)
  * embedding), restricted to the first vocab_size columns (padding columns get no probability), then cross-entropy
  * against targets [N] (i32/i64; ignore_index skipped) with the mean over counted rows. The logits are computed
  * in chunks of rows and turned into their gradient in place, so the probabilities are never stored twice and no
- * [N, V] tensor outlives the call. *loss is a scalar. LT_ERR_RANGE for a target outside [0, vocab_size). */
+ * [N, V] tensor outlives the call. *loss is a scalar; with every row ignored (or N = 0) it is NaN, as PyTorch
+ * gives, and the gradients are zero. LT_ERR_RANGE for a target outside [0, vocab_size); LT_ERR_ARG for vocab_size
+ * outside [1, rows of w]. */
 LT_API lt_status lt_classifier_loss(const lt_tensor *x, const lt_tensor *w, const lt_tensor *targets,
                                     int64_t vocab_size, int64_t ignore_index, lt_tensor **loss);
 

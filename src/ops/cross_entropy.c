@@ -14,10 +14,11 @@ static lt_status as_vector(const lt_tensor *t, int64_t n, lt_tensor **out) {
     return lt__tensor_view_of(t, &n, &stride, 1, t->offset, out);
 }
 
-/* Checks every target on the host (copying them there from another device) and counts those not ignored.
- * The kernels would otherwise read outside a row; a device kernel cannot report which row was wrong. */
-static lt_status check_targets(const char *fn, const lt_tensor *targets, int64_t N, int64_t C, int64_t ignore,
-                               int64_t *count) {
+/* Checks every target on the host (copying them there from another device) and counts those not ignored: a device
+ * kernel could read outside a row and cannot say which row was wrong. targets is 1-D (or 0-d, seen as one row).
+ * Shared with lt_cross_entropy. */
+lt_status lt__check_targets(const char *who, const lt_tensor *targets, int64_t N, int64_t C, int64_t ignore,
+                            int64_t *count) {
     lt_tensor *copy = NULL;
     const lt_tensor *h = targets;
     if (targets->storage->device.type != LT_CPU) {
@@ -32,12 +33,12 @@ static lt_status check_targets(const char *fn, const lt_tensor *targets, int64_t
         if (t < 0 || t >= C) {
             st =
                 lt__err(LT_ERR_RANGE, "%s: target %lld in row %lld is outside [0, %lld) and is not ignore_index (%lld)",
-                        fn, (long long)t, (long long)i, (long long)C, (long long)ignore);
+                        who, (long long)t, (long long)i, (long long)C, (long long)ignore);
             break;
         }
         n_used++;
     }
-    drop(copy);
+    lt__release_on_error(copy);
     *count = n_used;
     return st;
 }
@@ -93,7 +94,7 @@ LT_API lt_status lt_cross_entropy(const lt_tensor *logits, const lt_tensor *targ
         return lt__err(LT_ERR_ARG, "%s: reduction is %d, expected LT_REDUCE_MEAN, _SUM or _NONE", fn, (int)reduction);
     LT_TRY(check_shapes(fn, logits, targets));
     int64_t N = logits->ndim == 2 ? logits->shape[0] : 1, C = logits->shape[logits->ndim - 1], count;
-    LT_TRY(check_targets(fn, targets, N, C, ignore_index, &count));
+    LT_TRY(lt__check_targets(fn, targets, N, C, ignore_index, &count));
 
     const lt__backend *be = lt__backend_of(logits);
     lt_device dev = logits->storage->device;

@@ -93,6 +93,10 @@ lt_status lt__check_tensor(const char *who, const char *arg, const lt_tensor *t)
 lt_status lt__check_compute_dtype(const char *who, const char *arg, const lt_tensor *t);
 lt_status lt__check_same_dtype(const char *who, const lt_tensor *a, const lt_tensor *b);
 lt_status lt__check_same_device(const char *who, const lt_tensor *a, const lt_tensor *b);
+/* Checks class targets [N] (or 0-d, i32/i64, any device) on the host: each in [0, C) or equal to ignore; counts the
+ * others into *count. LT_ERR_RANGE names the row. Used by cross-entropy and the fused classifier. */
+lt_status lt__check_targets(const char *who, const lt_tensor *targets, int64_t N, int64_t C, int64_t ignore,
+                            int64_t *count);
 
 /* ---- Host-side scalar conversion (bf16/f16 round to nearest even) ---- */
 float lt__bf16_to_f32(uint16_t h);

@@ -1,0 +1,168 @@
+/* lt_classifier_loss: the LM head (logits = x @ w^T) and its mean cross-entropy as one op, computed in chunks of rows
+ * whose logits are turned into their gradient in place, so no [N, V] tensor outlives the call. The gradients of x and
+ * w are finished during the forward (as llm.c does) and the backward only scales them. Never reads tensor data. */
+#include "autograd/autograd.h"
+#include "backend.h"
+#include "core/error.h"
+#include "libtrain/nn.h"
+
+static const char *const fn = "lt_classifier_loss";
+
+/* Rows per chunk: as many as fill CHUNK_BYTES of logits, within [CHUNK_MIN_ROWS, CHUNK_MAX_ROWS]. Each chunk costs
+ * OpenBLAS a re-pack of w and dw a rank-(rows) update of all of it, so short chunks are slow: on GPT-2's head
+ * (Vp = 50304, C = 768, f32, N = 512, one core) 64-row chunks took 1.2x the time of 256-row ones, and 256 rows were
+ * within 2% of one 512-row chunk. A 256-row f32 chunk of that head is 51 MB, not [N, Vp]. */
+#define CHUNK_BYTES ((int64_t)64 << 20)
+#define CHUNK_MIN_ROWS 64
+#define CHUNK_MAX_ROWS 256
+
+/* A stack header (no reference, no scope; valid while t lives) for rows [r0, r0 + rows) of t's dim 0, behind `lead`
+ * leading size-1 dims: the gemm entry takes [1, rows, cols] batches. */
+static lt_status rows_of(const lt_tensor *t, int lead, int64_t r0, int64_t rows, lt_tensor *hdr) {
+    int64_t shape[LT_MAX_DIMS] = {1, 1, 1};
+    for (int i = 0; i < t->ndim; i++) shape[lead + i] = t->shape[i];
+    LT_TRY(lt__broadcast_header(t, shape, t->ndim + lead, hdr));
+    hdr->shape[lead] = rows;
+    hdr->offset += r0 * t->strides[0];
+    return LT_OK;
+}
+
+/* Saved: i[0] and i[1] are the slots of the finished dx and dw (for an upstream gradient of 1), or -1. */
+static lt_status classifier_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
+    double g;
+    if (gy->dtype == LT_F64) {
+        LT_TRY(lt_tensor_to_host(gy, &g, sizeof g));
+    } else {
+        float f;
+        LT_TRY(lt_tensor_to_host(gy, &f, sizeof f));
+        g = f;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!lt__node_needs(n, i) || n->i[i] < 0) continue;
+        const lt_tensor *d = n->saved[n->i[i]];
+        if (g == 1.0) { /* the common case, lt_backward(loss): hand over the saved gradient itself */
+            LT_TRY(lt__tensor_view_of(d, d->shape, d->strides, d->ndim, d->offset, &gx[i]));
+            continue;
+        }
+        LT_TRY(lt__tensor_alloc(n->name, d->shape, d->ndim, d->dtype, d->storage->device, &gx[i]));
+        LT_TRY(lt__backend_of(d)->scalar(LT_SOP_MUL, d, g, gx[i]));
+    }
+    return LT_OK;
+}
+
+static lt_status check_args(const lt_tensor *x, const lt_tensor *w, const lt_tensor *targets, int64_t V) {
+    LT_TRY(lt__check_compute_dtype(fn, "x", x));
+    LT_TRY(lt__check_compute_dtype(fn, "w", w));
+    LT_TRY(lt__check_same_dtype(fn, x, w));
+    LT_TRY(lt__check_same_device(fn, x, w));
+    LT_TRY(lt__check_tensor(fn, "targets", targets));
+    if (targets->dtype != LT_I32 && targets->dtype != LT_I64)
+        return lt__err(LT_ERR_DTYPE, "%s: targets have dtype %s, expected i32 or i64", fn,
+                       lt_dtype_name(targets->dtype));
+    LT_TRY(lt__check_same_device(fn, x, targets));
+    char sx[LT_SHAPE_STR_LEN], sw[LT_SHAPE_STR_LEN], st[LT_SHAPE_STR_LEN];
+    lt__fmt_shape(sx, sizeof sx, x->shape, x->ndim);
+    lt__fmt_shape(sw, sizeof sw, w->shape, w->ndim);
+    lt__fmt_shape(st, sizeof st, targets->shape, targets->ndim);
+    if (x->ndim != 2 || w->ndim != 2 || targets->ndim != 1 || x->shape[1] != w->shape[1] ||
+        targets->shape[0] != x->shape[0])
+        return lt__err(LT_ERR_SHAPE, "%s: x %s, w %s and targets %s do not fit: expected [N, C], [V, C] and [N]", fn,
+                       sx, sw, st);
+    if (V < 1 || V > w->shape[0])
+        return lt__err(LT_ERR_ARG, "%s: vocab_size is %lld, must be in [1, %lld] (the rows of w)", fn, (long long)V,
+                       (long long)w->shape[0]);
+    return LT_OK;
+}
+
+/* x or w contiguous (a new reference or a copy), without recording: the op is one autograd node. */
+static lt_status contiguous(const lt_tensor *t, lt_tensor **out) {
+    lt_no_grad_begin();
+    lt_status st = lt_contiguous(t, out);
+    lt_no_grad_end();
+    return st;
+}
+
+/* The whole op inside a scope of its own, which frees every temporary (the logits chunk above all) when it ends.
+ * On success *out holds one extra reference to the loss, which outlives that scope. */
+static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt_tensor *targets, int64_t V,
+                                int64_t ignore, int64_t count, lt_tensor **out) {
+    const lt__backend *be = lt__backend_of(x);
+    lt_device dev = x->storage->device;
+    int64_t N = x->shape[0], Vp = w->shape[0], es = (int64_t)lt_dtype_size(x->dtype);
+    lt_tensor *y, *xc, *wc, *losses, *sum, *logits = NULL, *dx = NULL, *dw = NULL;
+    LT_TRY(lt__tensor_alloc(fn, NULL, 0, x->dtype, dev, &y));
+    lt_node *n;
+    LT_TRY(lt__record(fn, classifier_backward, y, (const lt_tensor *[]){x, w}, 2, &n));
+    bool want_dx = n && lt__node_needs(n, 0), want_dw = n && lt__node_needs(n, 1);
+    LT_TRY(contiguous(x, &xc));
+    LT_TRY(contiguous(w, &wc));
+    LT_TRY(lt__tensor_alloc(fn, &N, 1, x->dtype, dev, &losses));
+    if (want_dx) LT_TRY(lt__tensor_alloc(fn, x->shape, 2, x->dtype, dev, &dx));
+    if (want_dw) LT_TRY(lt__tensor_alloc(fn, w->shape, 2, x->dtype, dev, &dw));
+    if (want_dw && N == 0) LT_TRY(be->fill(dw, 0.0));
+
+    int64_t R = CHUNK_BYTES / (Vp * es);
+    R = R < CHUNK_MIN_ROWS ? CHUNK_MIN_ROWS : R > CHUNK_MAX_ROWS ? CHUNK_MAX_ROWS : R;
+    R = R < N ? R : N;
+    int64_t lshape[2] = {R, Vp};
+    if (N > 0) LT_TRY(lt__tensor_alloc(fn, lshape, 2, x->dtype, dev, &logits));
+    /* mean over counted rows: every row's gradient carries 1 / count (all ignored: no gradient, NaN loss) */
+    double grad_scale = count > 0 ? 1.0 / (double)count : 0.0;
+    lt_tensor hw, hx, hl, hl2, ht, hs, hd;
+    LT_TRY(rows_of(wc, 1, 0, Vp, &hw));
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+        int64_t rows = N - r0 < R ? N - r0 : R;
+        LT_TRY(rows_of(xc, 1, r0, rows, &hx));
+        LT_TRY(rows_of(logits, 1, 0, rows, &hl));
+        LT_TRY(be->gemm(&hx, &hw, false, true, 1.0, 0.0, &hl)); /* logits = x w^T */
+        LT_TRY(rows_of(logits, 0, 0, rows, &hl2));
+        LT_TRY(rows_of(targets, 0, r0, rows, &ht));
+        LT_TRY(rows_of(losses, 0, r0, rows, &hs));
+        LT_TRY(be->classifier_ce(&hl2, V, &ht, ignore, grad_scale, want_dx || want_dw, &hs));
+        if (want_dx) { /* dx = dlogits w */
+            LT_TRY(rows_of(dx, 1, r0, rows, &hd));
+            LT_TRY(be->gemm(&hl, &hw, false, false, 1.0, 0.0, &hd));
+        }
+        if (want_dw) { /* dw += dlogits^T x, chunk after chunk (the same order on every run) */
+            LT_TRY(rows_of(dw, 1, 0, Vp, &hd));
+            LT_TRY(be->gemm(&hl, &hx, true, false, 1.0, r0 == 0 ? 0.0 : 1.0, &hd));
+        }
+    }
+    int64_t one = 1;
+    LT_TRY(lt__tensor_alloc(fn, NULL, 0, x->dtype, dev, &sum));
+    LT_TRY(lt__broadcast_header(sum, &one, 1, &hs)); /* the reduction's [1] output */
+    LT_TRY(be->reduce(LT_ROP_SUM, losses, 1u, &hs));
+    LT_TRY(be->scalar(LT_SOP_MUL, sum, 1.0 / (double)count, y)); /* 0 * (1 / 0) = NaN with every row ignored */
+    if (n) {
+        n->i[0] = n->i[1] = -1;
+        if (dx) {
+            n->i[0] = n->n_saved;
+            LT_TRY(lt__node_save(n, dx));
+        }
+        if (dw) {
+            n->i[1] = n->n_saved;
+            LT_TRY(lt__node_save(n, dw));
+        }
+    }
+    lt_tensor_retain(y);
+    *out = y;
+    return LT_OK;
+}
+
+LT_API lt_status lt_classifier_loss(const lt_tensor *x, const lt_tensor *w, const lt_tensor *targets,
+                                    int64_t vocab_size, int64_t ignore_index, lt_tensor **loss) {
+    LT_CHECK_NOT_NULL(fn, loss);
+    *loss = NULL;
+    lt__clear_error();
+    LT_TRY(check_args(x, w, targets, vocab_size));
+    int64_t count;
+    LT_TRY(lt__check_targets(fn, targets, x->shape[0], vocab_size, ignore_index, &count));
+    lt_tensor *y = NULL;
+    LT_TRY(lt__scope_begin());
+    lt_status st = classifier_run(x, w, targets, vocab_size, ignore_index, count, &y);
+    lt__scope_end();
+    if (st != LT_OK) return st;
+    lt__scope_register(y); /* our reference goes to the caller's scope, or to the caller when none is open */
+    *loss = y;
+    return LT_OK;
+}

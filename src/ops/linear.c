@@ -1,0 +1,144 @@
+/* lt_linear, forward and backward: y = x @ w + b as one backend GEMM with the bias folded in (y starts as the
+ * broadcast bias and the GEMM adds onto it), and the three gradients from gemm and reduce. Never reads tensor data. */
+#include "autograd/autograd.h"
+#include "backend.h"
+#include "core/error.h"
+#include "libtrain/nn.h"
+
+static const char *const fn = "lt_linear";
+
+/* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
+static void drop(lt_tensor *t) { lt__release_on_error(t); }
+
+/* Whether the 2-D t is a row-major matrix BLAS reads in place: unit stride along rows, a row stride that is a valid
+ * leading dimension. */
+static bool row_major(const lt_tensor *t) {
+    int64_t r = t->shape[0], c = t->shape[1];
+    return (c <= 1 || t->strides[1] == 1) && (r <= 1 || t->strides[0] >= c);
+}
+
+/* t (any shape, last dim `cols`) as a row-major [rows, cols] matrix: a view when the strides allow one, else a
+ * contiguous copy. Runs without recording, so that the op stays a single autograd node. */
+static lt_status as_matrix(const lt_tensor *t, int64_t cols, lt_tensor **out) {
+    int64_t shape[2] = {cols > 0 ? -1 : lt__numel(t->shape, t->ndim - 1), cols};
+    lt_tensor *m = NULL, *c = NULL;
+    lt_no_grad_begin();
+    lt_status st = lt_reshape(t, shape, 2, &m);
+    if (st == LT_OK && !row_major(m)) {
+        st = lt_contiguous(m, &c);
+        drop(m);
+        m = c;
+    }
+    lt_no_grad_end();
+    *out = st == LT_OK ? m : NULL;
+    return st;
+}
+
+/* c = op(a) @ op(b) + beta * c through the backend, for 2-D a, b and c seen as one-matrix batches. */
+static lt_status gemm2(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double beta, lt_tensor *c) {
+    lt_tensor ha, hb, hc;
+    int64_t sa[3] = {1, a->shape[0], a->shape[1]}, sb[3] = {1, b->shape[0], b->shape[1]};
+    int64_t sc[3] = {1, c->shape[0], c->shape[1]};
+    LT_TRY(lt__broadcast_header(a, sa, 3, &ha));
+    LT_TRY(lt__broadcast_header(b, sb, 3, &hb));
+    LT_TRY(lt__broadcast_header(c, sc, 3, &hc));
+    return lt__backend_of(c)->gemm(&ha, &hb, ta, tb, 1.0, beta, &hc);
+}
+
+/* Saved: i[0] and i[1] are the slots of x as [M, K] (needed for dw) and of w (needed for dx), or -1. */
+static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
+    const lt__edge *ex = &n->inputs[0];
+    int64_t N = gy->shape[gy->ndim - 1];
+    lt_device dev = gy->storage->device;
+    lt_tensor *g2;
+    LT_TRY(as_matrix(gy, N, &g2));
+    int64_t M = g2->shape[0];
+    if (lt__node_needs(n, 0)) { /* dx = dy @ w^T */
+        const lt_tensor *w = n->saved[n->i[1]];
+        int64_t shape[2] = {M, w->shape[0]};
+        lt_tensor *d2;
+        LT_TRY(lt__tensor_alloc(n->name, shape, 2, ex->dtype, dev, &d2));
+        LT_TRY(gemm2(g2, w, false, true, 0.0, d2));
+        LT_TRY(lt_reshape(d2, ex->shape, ex->ndim, &gx[0]));
+    }
+    if (lt__node_needs(n, 1)) { /* dw = x^T @ dy */
+        const lt_tensor *x2 = n->saved[n->i[0]];
+        int64_t shape[2] = {x2->shape[1], N};
+        LT_TRY(lt__tensor_alloc(n->name, shape, 2, ex->dtype, dev, &gx[1]));
+        LT_TRY(gemm2(x2, g2, true, false, 0.0, gx[1]));
+    }
+    if (lt__node_needs(n, 2)) { /* db = dy summed over rows */
+        lt_tensor hb;
+        int64_t shape[2] = {1, N};
+        LT_TRY(lt__tensor_alloc(n->name, &N, 1, ex->dtype, dev, &gx[2]));
+        LT_TRY(lt__broadcast_header(gx[2], shape, 2, &hb));
+        LT_TRY(lt__backend_of(g2)->reduce(LT_ROP_SUM, g2, 1u, &hb));
+    }
+    return LT_OK;
+}
+
+static lt_status check_args(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b) {
+    LT_TRY(lt__check_compute_dtype(fn, "x", x));
+    LT_TRY(lt__check_compute_dtype(fn, "w", w));
+    LT_TRY(lt__check_same_dtype(fn, x, w));
+    LT_TRY(lt__check_same_device(fn, x, w));
+    char sx[LT_SHAPE_STR_LEN], sw[LT_SHAPE_STR_LEN], sb[LT_SHAPE_STR_LEN];
+    lt__fmt_shape(sx, sizeof sx, x->shape, x->ndim);
+    lt__fmt_shape(sw, sizeof sw, w->shape, w->ndim);
+    if (x->ndim < 1) return lt__err(LT_ERR_SHAPE, "%s: x is 0-d; it needs a last dim of in features", fn);
+    if (w->ndim != 2) return lt__err(LT_ERR_SHAPE, "%s: w is %s, expected 2 dims [in, out]", fn, sw);
+    if (x->shape[x->ndim - 1] != w->shape[0])
+        return lt__err(LT_ERR_SHAPE, "%s: the last dim of x (%s) differs from the first of w (%s)", fn, sx, sw);
+    if (!b) return LT_OK;
+    LT_TRY(lt__check_compute_dtype(fn, "b", b));
+    LT_TRY(lt__check_same_dtype(fn, x, b));
+    LT_TRY(lt__check_same_device(fn, x, b));
+    if (b->ndim != 1 || b->shape[0] != w->shape[1])
+        return lt__err(LT_ERR_SHAPE, "%s: b is %s, expected [%lld] to match w (%s)", fn,
+                       lt__fmt_shape(sb, sizeof sb, b->shape, b->ndim), (long long)w->shape[1], sw);
+    return LT_OK;
+}
+
+LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, lt_tensor **out) {
+    LT_CHECK_NOT_NULL(fn, out);
+    *out = NULL;
+    lt__clear_error();
+    LT_TRY(check_args(x, w, b));
+    int64_t K = w->shape[0], N = w->shape[1], shape[LT_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = N;
+    lt_tensor *x2 = NULL, *w2 = NULL, *y = NULL, *y2 = NULL;
+    lt_status st = LT_OK;
+    LT_TRY(as_matrix(x, K, &x2));
+    LT_TRY_GOTO(as_matrix(w, N, &w2), done);
+    LT_TRY_GOTO(lt__tensor_alloc(fn, shape, x->ndim, x->dtype, x->storage->device, &y), done);
+    int64_t M = x2->shape[0], s2[2] = {M, N}, st2[2] = {N, 1};
+    LT_TRY_GOTO(lt__tensor_view_of(y, s2, st2, 2, y->offset, &y2), done);
+    if (b && M > 0 && N > 0) { /* y starts as the bias broadcast over rows; the GEMM adds onto it (beta = 1) */
+        lt_tensor hb;
+        LT_TRY_GOTO(lt__broadcast_header(b, s2, 2, &hb), done);
+        LT_TRY_GOTO(lt__backend_of(y)->copy(y2, &hb), done);
+    }
+    LT_TRY_GOTO(gemm2(x2, w2, false, false, b ? 1.0 : 0.0, y2), done);
+    lt_node *n;
+    LT_TRY_GOTO(lt__record(fn, linear_backward, y, (const lt_tensor *[]){x, w, b}, 3, &n), done);
+    if (n) {
+        n->i[0] = n->i[1] = -1;
+        if (lt__node_needs(n, 1)) {
+            n->i[0] = n->n_saved;
+            LT_TRY_GOTO(lt__node_save(n, x2), done);
+        }
+        if (lt__node_needs(n, 0)) {
+            n->i[1] = n->n_saved;
+            LT_TRY_GOTO(lt__node_save(n, w2), done);
+        }
+    }
+    *out = y;
+    y = NULL;
+done: /* on success y is NULL here; everything else is a temporary */
+    drop(x2);
+    drop(w2);
+    drop(y2);
+    drop(y);
+    return st;
+}
