@@ -21,9 +21,7 @@ endif()
 
 if(LT_MODE STREQUAL "install_tree")
   file(REMOVE_RECURSE ${LT_PREFIX})
-  run("install" ${
-    CMAKE_COMMAND} --install ${
-    LT_BINARY_DIR} --prefix ${LT_PREFIX})
+  run("install" ${CMAKE_COMMAND} --install ${LT_BINARY_DIR} --prefix ${LT_PREFIX})
   set(lib ${LT_PREFIX}/${LT_LIBDIR})
   foreach(f include/libtrain/libtrain.h ${LT_LIBDIR}/libtrain.so ${LT_LIBDIR}/libtrain.so.${LT_VERSION}
           ${LT_LIBDIR}/cmake/libtrain/libtrainConfig.cmake ${LT_LIBDIR}/cmake/libtrain/libtrainConfigVersion.cmake

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs bench/train_step (libtrain) and bench/train_step_torch.py (PyTorch) side by side, alternating, for each
+# config, and prints two tables: with the machine's OpenBLAS settings as they are, and with OPENBLAS_CORETYPE and
+# OPENBLAS_L2_SIZE unset for both. PyTorch gets its best settings: explicit threads, passive OpenMP waiting, and
+# glibc malloc thresholds that stop mmap/munmap churn. Usage: bench/run.sh [BUILD_DIR] [CONFIG...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+shift || true
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=(tiny small gpt2-124M)
+threads=${THREADS:-$(nproc)}
+rounds=${ROUNDS:-3}
+py=/usr/bin/python3
+exe=$build/bench/train_step
+[ -x "$exe" ] || { echo "run.sh: $exe not found; build first (tools/run.sh build)" >&2; exit 2; }
+
+tuned=(OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184
+       MALLOC_TOP_PAD_=1073741824)
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# median of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+table() {
+    local label=$1; shift
+    local prefix=("$@")
+    echo
+    echo "### $label ($threads threads, median of $rounds alternating rounds)"
+    echo
+    echo "| config | libtrain ms/step | PyTorch ms/step | speed-up | libtrain tok/s | PyTorch tok/s | libtrain GFLOP/s | PyTorch GFLOP/s | libtrain peak RSS MB | PyTorch peak RSS MB | libtrain mallocs in steady state |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for c in "${configs[@]}"; do
+        local steps=10
+        [ "$c" = gpt2-124M ] && steps=5
+        : >"$tmp/lt" ; : >"$tmp/pt"
+        for r in $(seq "$rounds"); do
+            env "${prefix[@]}" "${tuned[@]}" "$exe" --config "$c" --steps $steps --threads "$threads" | grep RESULT >>"$tmp/lt"
+            env "${prefix[@]}" "${tuned[@]}" "$py" "$here/train_step_torch.py" --config "$c" --steps $steps \
+                --threads "$threads" | grep RESULT >>"$tmp/pt"
+        done
+        local lms pms
+        lms=$(field ms <"$tmp/lt" | median); pms=$(field ms <"$tmp/pt" | median)
+        printf '| %s | %.1f | %.1f | %.2fx | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$lms" "$pms" \
+            "$(awk -v a="$pms" -v b="$lms" 'BEGIN { print a / b }')" "$(field tok_s <"$tmp/lt" | median)" "$(field tok_s <"$tmp/pt" | median)" \
+            "$(field gflops <"$tmp/lt" | median)" "$(field gflops <"$tmp/pt" | median)" \
+            "$(field rss_mb <"$tmp/lt" | sort -g | tail -1)" "$(field rss_mb <"$tmp/pt" | sort -g | tail -1)" \
+            "$(field steady_mallocs <"$tmp/lt" | sort -g | tail -1)"
+    done
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}"
+table "machine settings (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
+table "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for both" -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE

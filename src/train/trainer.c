@@ -1,0 +1,316 @@
+/* The training loop behind examples/train_gpt and the Python Trainer: data -> GPT -> loss -> backward -> clip ->
+ * AdamW, with progress lines, periodic validation and JSON Lines metrics. Each micro-batch runs in its own scope,
+ * so a step leaves nothing behind but gradients and optimizer state. */
+#include "core/error.h"
+#include "libtrain/train.h"
+#include "tensor/tensor_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct lt_trainer {
+    lt_train_config cfg;
+    lt_dataset *data, *train, *val;
+    lt_loader *train_loader, *val_loader;
+    lt_gpt *model;
+    lt_optim *opt;
+    FILE *metrics;
+    bool live; /* redraw a status line with \r */
+    int64_t steps_done;
+    double seconds; /* training wall time so far */
+    double last_loss;
+};
+
+LT_API void lt_train_config_init(lt_train_config *c) {
+    if (!c) return;
+    memset(c, 0, sizeof *c);
+    c->struct_size = sizeof *c;
+    c->model = (lt_gpt_config){.struct_size = sizeof(lt_gpt_config),
+                               .vocab_size = 256,
+                               .block_size = 128,
+                               .n_layer = 4,
+                               .n_head = 4,
+                               .n_embd = 128};
+    c->dtype = LT_F32;
+    c->device = LT_DEVICE_CPU;
+    c->seed = 1337;
+    c->val_fraction = 0.05;
+    c->batch_size = 16;
+    c->seq_len = 128;
+    c->grad_accum = 1;
+    c->steps = 600;
+    c->warmup_steps = 50;
+    c->lr = 1e-3;
+    c->min_lr = 1e-4;
+    c->beta1 = 0.9;
+    c->beta2 = 0.95;
+    c->eps = 1e-8;
+    c->weight_decay = 0.1;
+    c->grad_clip = 1.0;
+    c->eval_every = 100;
+    c->eval_batches = 20;
+    c->log_every = 10;
+    c->progress = LT_PROGRESS_AUTO;
+}
+
+static double lt__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static lt_status lt__check_train_config(const char *fn, const lt_train_config *c) {
+    LT_CHECK_NOT_NULL(fn, c);
+    if (c->struct_size < sizeof(lt_train_config))
+        return lt__err(LT_ERR_ARG, "%s: config->struct_size is %zu, expected %zu (use lt_train_config_init)", fn,
+                       c->struct_size, sizeof(lt_train_config));
+    if (!c->data_path) return lt__err(LT_ERR_ARG, "%s: config->data_path is NULL", fn);
+    if (c->batch_size < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 0 || c->warmup_steps < 0 ||
+        c->eval_every < 0 || c->eval_batches < 0 || c->log_every < 1)
+        return lt__err(LT_ERR_ARG,
+                       "%s: batch_size %lld, seq_len %lld, grad_accum %lld and log_every %lld must be >= 1; steps, "
+                       "warmup_steps, eval_every and eval_batches >= 0",
+                       fn, (long long)c->batch_size, (long long)c->seq_len, (long long)c->grad_accum,
+                       (long long)c->log_every);
+    if (c->seq_len > c->model.block_size)
+        return lt__err(LT_ERR_ARG, "%s: seq_len %lld exceeds the model's block_size %lld", fn, (long long)c->seq_len,
+                       (long long)c->model.block_size);
+    if (!(c->val_fraction >= 0 && c->val_fraction < 1))
+        return lt__err(LT_ERR_ARG, "%s: val_fraction %g must be in [0, 1)", fn, c->val_fraction);
+    if (!(c->lr >= 0) || !(c->min_lr >= 0) || !isfinite(c->lr) || !isfinite(c->grad_clip))
+        return lt__err(LT_ERR_ARG, "%s: lr %g and min_lr %g must be finite and >= 0", fn, c->lr, c->min_lr);
+    if ((unsigned)c->progress > LT_PROGRESS_AUTO)
+        return lt__err(LT_ERR_ARG, "%s: unknown progress mode %d", fn, (int)c->progress);
+    return LT_OK;
+}
+
+/* Opens the data and splits off the validation tail. */
+static lt_status lt__open_data(const char *fn, lt_trainer *t) {
+    const lt_train_config *c = &t->cfg;
+    LT_TRY(lt_dataset_open(c->data_path, c->model.vocab_size, &t->data));
+    int64_t n = lt_dataset_tokens(t->data);
+    int64_t nval = (int64_t)((double)n * c->val_fraction);
+    LT_TRY(lt_dataset_slice(t->data, 0, n - nval, &t->train));
+    lt_status st = lt_loader_create(t->train, c->batch_size, c->seq_len, c->seed, 0, 1, &t->train_loader);
+    if (st != LT_OK)
+        return lt__err(st, "%s: training split of %s (%lld tokens): %s", fn, c->data_path, (long long)(n - nval),
+                       lt_last_error());
+    if (nval > 0 && c->eval_batches > 0) {
+        LT_TRY(lt_dataset_slice(t->data, n - nval, n, &t->val));
+        st = lt_loader_create(t->val, c->batch_size, c->seq_len, c->seed, 0, 1, &t->val_loader);
+        if (st != LT_OK)
+            return lt__err(st, "%s: validation split (%lld tokens) is too small: %s", fn, (long long)nval,
+                           lt_last_error());
+    }
+    return LT_OK;
+}
+
+LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **out) {
+    static const char *fn = "lt_trainer_create";
+    LT_CHECK_NOT_NULL(fn, out);
+    *out = NULL;
+    lt__clear_error();
+    LT_TRY(lt__check_train_config(fn, config));
+    lt_trainer *t = calloc(1, sizeof *t);
+    if (!t) return lt__err(LT_ERR_OOM, "%s: out of memory", fn);
+    t->cfg = *config;
+    t->cfg.struct_size = sizeof t->cfg;
+    const lt_train_config *c = &t->cfg;
+    t->live = c->progress == LT_PROGRESS_LIVE || (c->progress == LT_PROGRESS_AUTO && isatty(STDOUT_FILENO));
+    lt_status st = lt_set_num_threads(c->threads);
+    if (st == LT_OK) st = lt__open_data(fn, t);
+    if (st == LT_OK) st = lt_gpt_create(&c->model, c->dtype, c->device, c->seed, &t->model);
+    if (st == LT_OK) {
+        lt_adamw_config a = {.struct_size = sizeof a,
+                             .lr = c->lr,
+                             .beta1 = c->beta1,
+                             .beta2 = c->beta2,
+                             .eps = c->eps,
+                             .weight_decay = c->weight_decay};
+        st = lt_adamw_create(lt_gpt_params(t->model), &a, &t->opt);
+    }
+    if (st == LT_OK && c->metrics_path) {
+        t->metrics = fopen(c->metrics_path, "w");
+        if (!t->metrics) st = lt__err(LT_ERR_IO, "%s: cannot write metrics to %s", fn, c->metrics_path);
+    }
+    if (st != LT_OK) {
+        lt_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return LT_OK;
+}
+
+LT_API void lt_trainer_free(lt_trainer *t) {
+    if (!t) return;
+    if (t->metrics) fclose(t->metrics);
+    lt_optim_free(t->opt);
+    lt_gpt_free(t->model);
+    lt_loader_free(t->train_loader);
+    lt_loader_free(t->val_loader);
+    lt_dataset_free(t->train);
+    lt_dataset_free(t->val);
+    lt_dataset_free(t->data);
+    free(t);
+}
+
+LT_API lt_gpt *lt_trainer_model(lt_trainer *t) { return t ? t->model : NULL; }
+LT_API int64_t lt_trainer_steps_done(const lt_trainer *t) { return t ? t->steps_done : 0; }
+
+/* Forward and backward of one micro-batch; adds its loss to *loss_sum. */
+static lt_status lt__micro_step(lt_trainer *t, double *loss_sum) {
+    const lt_train_config *c = &t->cfg;
+    lt_tensor *x, *y, *loss;
+    double value = 0;
+    LT_TRY(lt__scope_begin());
+    lt_status st = lt_loader_next(t->train_loader, c->device, &x, &y);
+    if (st == LT_OK) st = lt_gpt_forward(t->model, x, y, true, NULL, &loss);
+    if (st == LT_OK) st = lt_tensor_to(loss, LT_F64, LT_DEVICE_CPU, &y);
+    if (st == LT_OK) st = lt_tensor_to_host(y, &value, sizeof value);
+    if (st == LT_OK && c->grad_accum > 1) st = lt_mul_scalar(loss, 1.0 / (double)c->grad_accum, &loss);
+    if (st == LT_OK) st = lt_backward(loss);
+    lt__scope_end();
+    *loss_sum += value;
+    return st;
+}
+
+LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
+    static const char *fn = "lt_trainer_step";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, t);
+    const lt_train_config *c = &t->cfg;
+    if (t->steps_done >= c->steps) return lt__err(LT_ERR_STATE, "%s: all %lld steps are done", fn, (long long)c->steps);
+    double t0 = lt__now(), loss_sum = 0, norm = 0;
+    double lr = lt_lr_cosine(t->steps_done, c->warmup_steps, c->steps, c->lr, c->min_lr);
+    lt_params *p = lt_gpt_params(t->model);
+    LT_TRY(lt_optim_set_lr(t->opt, lr));
+    LT_TRY(lt_params_zero_grad(p));
+    for (int64_t k = 0; k < c->grad_accum; k++) LT_TRY(lt__micro_step(t, &loss_sum));
+    LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));
+    LT_TRY(lt_optim_step(t->opt));
+    double dt = lt__now() - t0;
+    t->steps_done++;
+    t->seconds += dt;
+    t->last_loss = loss_sum / (double)c->grad_accum;
+    if (stats) {
+        size_t keep = stats->struct_size;
+        *stats = (lt_train_stats){.struct_size = keep,
+                                  .step = t->steps_done,
+                                  .loss = t->last_loss,
+                                  .lr = lr,
+                                  .grad_norm = norm,
+                                  .step_seconds = dt,
+                                  .tokens_per_second =
+                                      (double)(c->batch_size * c->seq_len * c->grad_accum) / (dt > 0 ? dt : 1e-9)};
+    }
+    return LT_OK;
+}
+
+LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss) {
+    static const char *fn = "lt_trainer_evaluate";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, t);
+    LT_CHECK_NOT_NULL(fn, val_loss);
+    *val_loss = NAN;
+    if (!t->val_loader) return lt__err(LT_ERR_STATE, "%s: no validation split (val_fraction or eval_batches is 0)", fn);
+    const lt_train_config *c = &t->cfg;
+    lt_loader_state start = {.seed = c->seed};
+    LT_TRY(lt_loader_set_state(t->val_loader, &start)); /* the same batches every time */
+    int64_t n = c->eval_batches, per_epoch = lt_loader_batches_per_epoch(t->val_loader);
+    if (n > per_epoch) n = per_epoch;
+    double sum = 0;
+    lt_status st = LT_OK;
+    lt_no_grad_begin();
+    for (int64_t i = 0; st == LT_OK && i < n; i++) {
+        lt_tensor *x, *y, *loss;
+        double v = 0;
+        st = lt__scope_begin();
+        if (st != LT_OK) break;
+        st = lt_loader_next(t->val_loader, c->device, &x, &y);
+        if (st == LT_OK) st = lt_gpt_forward(t->model, x, y, false, NULL, &loss);
+        if (st == LT_OK) st = lt_tensor_to(loss, LT_F64, LT_DEVICE_CPU, &loss);
+        if (st == LT_OK) st = lt_tensor_to_host(loss, &v, sizeof v);
+        lt__scope_end();
+        sum += v;
+    }
+    lt_no_grad_end();
+    LT_TRY(st);
+    *val_loss = sum / (double)n;
+    return LT_OK;
+}
+
+static void lt__fmt_duration(char *buf, size_t n, double s) {
+    long v = s > 0 && s < 1e7 ? (long)(s + 0.5) : 0;
+    if (v >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
+}
+
+static void lt__report_step(lt_trainer *t, const lt_train_stats *s, bool line) {
+    const lt_train_config *c = &t->cfg;
+    double tok_s =
+        (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum) / (t->seconds > 0 ? t->seconds : 1);
+    char eta[32];
+    lt__fmt_duration(eta, sizeof eta, t->seconds / (double)t->steps_done * (double)(c->steps - t->steps_done));
+    if (t->metrics) {
+        fprintf(t->metrics,
+                "{\"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "
+                "\"time_s\": %.3f}\n",
+                (long long)s->step, s->loss, s->lr, s->grad_norm, tok_s, t->seconds);
+        fflush(t->metrics);
+    }
+    if (c->progress == LT_PROGRESS_NONE) return;
+    if (t->live) {
+        printf("\r\033[Kstep %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", (long long)s->step,
+               (long long)c->steps, s->loss, s->lr, tok_s, eta);
+        if (line) printf("\n");
+    } else if (line) {
+        printf("step %lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | ETA %s\n", (long long)s->step,
+               (long long)c->steps, s->loss, s->lr, s->grad_norm, tok_s, eta);
+    }
+    fflush(stdout);
+}
+
+static lt_status lt__validate_and_report(lt_trainer *t) {
+    double v;
+    LT_TRY(lt_trainer_evaluate(t, &v));
+    if (t->metrics) {
+        fprintf(t->metrics, "{\"step\": %lld, \"val_loss\": %.6f}\n", (long long)t->steps_done, v);
+        fflush(t->metrics);
+    }
+    if (t->cfg.progress != LT_PROGRESS_NONE) {
+        printf("%sstep %lld/%lld | val loss %.4f nats/token (%.3f bits)\n", t->live ? "\r\033[K" : "",
+               (long long)t->steps_done, (long long)t->cfg.steps, v, v / log(2.0));
+        fflush(stdout);
+    }
+    return LT_OK;
+}
+
+LT_API lt_status lt_trainer_run(lt_trainer *t) {
+    static const char *fn = "lt_trainer_run";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, t);
+    const lt_train_config *c = &t->cfg;
+    bool validate = t->val_loader != NULL;
+    if (validate && t->steps_done == 0) LT_TRY(lt__validate_and_report(t));
+    while (t->steps_done < c->steps) {
+        lt_train_stats s = {.struct_size = sizeof s};
+        LT_TRY(lt_trainer_step(t, &s));
+        bool line = s.step == 1 || s.step % c->log_every == 0 || s.step == c->steps;
+        lt__report_step(t, &s, line);
+        if (validate && c->eval_every > 0 && s.step % c->eval_every == 0 && s.step != c->steps)
+            LT_TRY(lt__validate_and_report(t));
+    }
+    if (validate) LT_TRY(lt__validate_and_report(t));
+    if (c->progress != LT_PROGRESS_NONE && t->steps_done > 0) {
+        double tokens = (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum);
+        printf("done: %lld steps in %.1f s (%.0f tokens/s), final training loss %.4f\n", (long long)t->steps_done,
+               t->seconds, tokens / t->seconds, t->last_loss);
+        fflush(stdout);
+    }
+    return LT_OK;
+}
