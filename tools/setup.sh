@@ -10,6 +10,7 @@ packages=(
     libopenmpi-dev openmpi-bin                   # data-parallel training over MPI (LT_MPI)
     libhdf5-dev hdf5-tools                       # checkpoints (LT_HDF5)
     python3-numpy python3-torch python3-pytest python3-h5py # reference tests against PyTorch, Python checks
+    python3-matplotlib                           # tools/plot_metrics.py draws the loss curve
     fortunes                                     # a 2.6 MB English corpus for the byte-level examples
     "$@"
 )
