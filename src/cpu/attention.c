@@ -3,6 +3,7 @@
  * element is summed in a fixed order by one thread, whatever the thread count. Never allocates beyond its scratch. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #include <math.h>
 #include <omp.h>
@@ -31,52 +32,6 @@ typedef float vec8_f32 __attribute__((vector_size(32)));
 typedef double vec4_f64 __attribute__((vector_size(32)));
 typedef float vec4_f32 __attribute__((vector_size(16)));
 typedef double vec2_f64 __attribute__((vector_size(16)));
-
-/* exp(x) for f32, vectorisable (glibc's expf is not, without -ffast-math): x = n ln2 + r with |r| <= ln2/2 (n
- * rounded by the 1.5 * 2^23 trick, ln2 split in two so r is exact), Cephes' degree-6 polynomial for e^r (about 1 ulp),
- * and 2^n built in the exponent bits. Arguments below -87.3 give 0 (softmax's masked and negligible terms). */
-LT_INLINE float exp_f32(float x) {
-    float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.3f ? 0.0f : p * scale;
-}
-
-/* exp(x) for f64 the same way: ln2 split as in fdlibm, e^r by its Taylor series to degree 11 (truncation below
- * 1e-15 relative for |r| <= ln2/2), and 2^n from the low bits of the rounding sum (64-bit integer ops, which SSE2
- * has, unlike a double-to-int64 conversion). Arguments below -708 give 0. */
-LT_INLINE double exp_f64(double x) {
-    double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    double t = xc * 1.4426950408889634 + 6755399441055744.0, n = t - 6755399441055744.0;
-    double r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-    double p = 1.0 / 39916800;
-    p = p * r + 1.0 / 3628800;
-    p = p * r + 1.0 / 362880;
-    p = p * r + 1.0 / 40320;
-    p = p * r + 1.0 / 5040;
-    p = p * r + 1.0 / 720;
-    p = p * r + 1.0 / 120;
-    p = p * r + 1.0 / 24;
-    p = p * r + 1.0 / 6;
-    p = p * r + 0.5;
-    p = p * r * r + r + 1.0;
-    uint64_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 1023) << 52; /* t's low bits hold n as an integer: 2^n's exponent field */
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -708.0 ? 0.0 : p * scale;
-}
 
 /* Shapes of one call; hs = C / H, ld = 3C (the row stride of qkv). */
 typedef struct attn_dims {
@@ -352,13 +307,13 @@ typedef struct attn_kernels {
     }                                                                                                                  \
     static const attn_kernels kernels_##SFX = {BK_##SFX, pack_entry_##SFX, fwd_entry_##SFX, bwd_entry_##SFX};
 
-DEFINE_ATTENTION(float, vec4_f32, f32_base, exp_f32, )
-DEFINE_ATTENTION(double, vec2_f64, f64_base, exp_f64, )
+DEFINE_ATTENTION(float, vec4_f32, f32_base, lt__expf, )
+DEFINE_ATTENTION(double, vec2_f64, f64_base, lt__exp, )
 #ifdef LT_X86_BUILDS
-DEFINE_ATTENTION(float, vec8_f32, f32_avx2, exp_f32, LT_AVX2)
-DEFINE_ATTENTION(double, vec4_f64, f64_avx2, exp_f64, LT_AVX2)
-DEFINE_ATTENTION(float, vec8_f32, f32_avx512, exp_f32, LT_AVX512)
-DEFINE_ATTENTION(double, vec4_f64, f64_avx512, exp_f64, LT_AVX512)
+DEFINE_ATTENTION(float, vec8_f32, f32_avx2, lt__expf, LT_AVX2)
+DEFINE_ATTENTION(double, vec4_f64, f64_avx2, lt__exp, LT_AVX2)
+DEFINE_ATTENTION(float, vec8_f32, f32_avx512, lt__expf, LT_AVX512)
+DEFINE_ATTENTION(double, vec4_f64, f64_avx512, lt__exp, LT_AVX512)
 #endif
 
 /* The best build this CPU runs. */

@@ -1,6 +1,5 @@
-/* Vectorisable single-precision exp for the CPU kernels' hot loops (GELU, softmax, cross-entropy, attention).
- * libm's expf is a call per element that blocks vectorisation; this is Cephes' expf (range reduction by ln 2,
- * degree-6 polynomial, exponent by bit arithmetic), within 2 ulp of the exact value on its range, inline. */
+/* Vectorisable exp for the CPU kernels' hot loops (GELU, attention, softmax-like rows). libm's exp is a call per
+ * element that blocks vectorisation (without -ffast-math); these are inline, branch-free and accurate to a few ulp. */
 #ifndef LT_CPU_FASTMATH_H
 #define LT_CPU_FASTMATH_H
 
@@ -15,26 +14,58 @@
 #define LT_CLONES
 #endif
 
-/* e^x for x in [-87, 88] to within 2 ulp; inputs outside are clamped (e^-87 ~ 1.6e-38 stands in for 0 and e^88 for
- * a very large value), and NaN gives NaN. Meant for sigmoid-like uses where the clamp is harmless. */
+/* e^x in f32 to within 2 ulp: x = n ln2 + r with |r| <= ln2/2 (n rounded by adding and removing 1.5 * 2^23, so no
+ * floor call and the loop vectorises on any x86-64; ln2 split in two so r is exact), Cephes' degree-6 polynomial for
+ * e^r, and 2^n built in the exponent bits. Below -87.3 it gives 0 (softmax's masked terms, e^-inf), above 88.7 +inf,
+ * and NaN stays NaN, all by selects that vectorise. */
 static inline float lt__expf(float x) {
-    const float hi = 88.0f, lo = -87.0f;
-    float c = x > hi ? hi : (x < lo ? lo : x);
-    /* round to nearest by adding and removing 1.5 * 2^23: no floor call, so the loop vectorises on any x86-64 */
+    float c = x < 88.0f ? x : 88.0f; /* written so that NaN becomes 88 here; the selects below restore it */
+    c = c > -87.3f ? c : -87.3f;
     float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = c - n * 0.693359375f + n * 2.12194440e-4f; /* c - n ln2, in two parts for accuracy */
-    float z = r * r;
+    float r = (c - n * 0.693359375f) - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] after the clamp */
+    p = p * r * r + r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] after the clamp */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     float y = p * scale;
+    y = x > 88.7f ? __builtin_inff() : y;
+    y = x < -87.3f ? 0.0f : y;
+    return x != x ? x : y;
+}
+
+/* e^x in f64 the same way: ln2 split as in fdlibm, e^r by its Taylor series to degree 11 (truncation below 1e-15
+ * relative for |r| <= ln2/2), and 2^n from the low bits of the rounding sum (64-bit integer ops, which SSE2 has,
+ * unlike a double-to-int64 conversion). Below -708 it gives 0, above 709.7 +inf, NaN stays NaN. */
+static inline double lt__exp(double x) {
+    double c = x < 709.0 ? x : 709.0;
+    c = c > -708.0 ? c : -708.0;
+    double t = c * 1.4426950408889634 + 6755399441055744.0, n = t - 6755399441055744.0;
+    double r = (c - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 39916800;
+    p = p * r + 1.0 / 3628800;
+    p = p * r + 1.0 / 362880;
+    p = p * r + 1.0 / 40320;
+    p = p * r + 1.0 / 5040;
+    p = p * r + 1.0 / 720;
+    p = p * r + 1.0 / 120;
+    p = p * r + 1.0 / 24;
+    p = p * r + 1.0 / 6;
+    p = p * r + 0.5;
+    p = p * r * r + r + 1.0;
+    uint64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 1023) << 52; /* t's low bits hold n as an integer: 2^n's exponent field */
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    double y = p * scale;
+    y = x > 709.7 ? __builtin_inf() : y;
+    y = x < -708.0 ? 0.0 : y;
     return x != x ? x : y;
 }
 
