@@ -38,7 +38,7 @@ typedef struct lt_train_config {
 } lt_train_config;
 
 /* Fills c with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4 layers, 4 heads, 128 wide),
- * B 16, AdamW lr 1e-3 warm-up 50 then cosine to 1e-4 over 600 steps, betas (0.9, 0.95), wd 0.1, clip 1.0,
+ * B 16, AdamW lr 3e-3 warm-up 50 then cosine to 3e-4 over 600 steps, betas (0.9, 0.95), wd 0.1, clip 1.0,
  * validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO. */
 LT_API void lt_train_config_init(lt_train_config *c);
 

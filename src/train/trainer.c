@@ -43,8 +43,8 @@ LT_API void lt_train_config_init(lt_train_config *c) {
     c->grad_accum = 1;
     c->steps = 600;
     c->warmup_steps = 50;
-    c->lr = 1e-3;
-    c->min_lr = 1e-4;
+    c->lr = 3e-3;
+    c->min_lr = 3e-4;
     c->beta1 = 0.9;
     c->beta2 = 0.95;
     c->eps = 1e-8;
