@@ -2,6 +2,7 @@
 #ifndef LIBTRAIN_H
 #define LIBTRAIN_H
 
+#include "ckpt.h"
 #include "core.h"
 #include "data.h"
 #include "nn.h"

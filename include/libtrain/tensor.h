@@ -63,6 +63,14 @@ LT_API lt_status lt_tensor_randn(const int64_t *shape, int ndim, lt_dtype dtype,
 LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
                                      lt_tensor **out);
 
+/* Wraps memory the caller provides as a tensor, without copying (for NumPy arrays, DLPack capsules, mapped files).
+ * strides are in elements (NULL: contiguous row-major); negative strides are refused. deleter(ctx), when not NULL, is
+ * called exactly once, when the last tensor viewing the memory is released; until then the memory must stay valid.
+ * On failure deleter is not called (the caller still owns the memory). LT_ERR_ARG for NULL data with elements,
+ * bad shapes or strides; LT_ERR_DTYPE, LT_ERR_DEVICE as for lt_tensor_empty. */
+LT_API lt_status lt_tensor_from_blob(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,
+                                     lt_device device, void (*deleter)(void *ctx), void *ctx, lt_tensor **out);
+
 /* ---- Inspection. Accessors take a valid tensor; they return 0 / NULL for NULL. ---- */
 
 LT_API int lt_tensor_ndim(const lt_tensor *t);

@@ -506,6 +506,24 @@ LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int
     return LT_OK;
 }
 
+LT_API lt_status lt_tensor_from_blob(void *data, const int64_t *shape, const int64_t *strides, int ndim, lt_dtype dtype,
+                                     lt_device device, void (*deleter)(void *ctx), void *ctx, lt_tensor **out) {
+    static const char *fn = "lt_tensor_from_blob";
+    LT_CHECK_NOT_NULL(fn, out);
+    *out = NULL;
+    lt__clear_error();
+    int64_t n = 0;
+    LT_TRY(lt__check_shape(fn, shape, ndim, &n));
+    if ((unsigned)dtype >= LT_DTYPE_COUNT) return lt__err(LT_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    const lt__backend *be;
+    LT_TRY(lt__backend_for(fn, device, &be));
+    if (!data && n > 0) return lt__err(LT_ERR_ARG, "%s: data is NULL for %lld elements", fn, (long long)n);
+    for (int i = 0; strides && i < ndim; i++)
+        if (strides[i] < 0)
+            return lt__err(LT_ERR_ARG, "%s: stride %d is negative (%lld)", fn, i, (long long)strides[i]);
+    return lt__tensor_wrap(data, shape, strides, ndim, dtype, device, deleter, ctx, out);
+}
+
 /* ---- Inspection ---- */
 
 LT_API int lt_tensor_ndim(const lt_tensor *t) { return t ? t->ndim : 0; }

@@ -1082,7 +1082,57 @@ static void test_copy_and_to_errors(void) {
     CHECK_ERR_OUT(lt_tensor_to(a, LT_F32, ((lt_device){9, 0}), &out), out, LT_ERR_DEVICE, "lt_tensor_to");
 }
 
+static int blob_deleted;
+static void count_delete(void *ctx) { blob_deleted += *(int *)ctx; }
+
+/* lt_tensor_from_blob shares the caller's memory (strides included) and calls the deleter once, after the last
+ * view of it is released. */
+static void test_from_blob(void) {
+    float data[3][5];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 5; j++) data[i][j] = (float)(10 * i + j) + 0.25f;
+    int one = 1;
+    blob_deleted = 0;
+    lt_tensor *t, *v;
+    lt_scope_end(); /* outside any scope the caller owns each result, which makes the lifetime explicit */
+    /* every other column: shape [3, 3], strides [5, 2] */
+    CHECK(lt_tensor_from_blob(data, (int64_t[]){3, 3}, (int64_t[]){5, 2}, 2, LT_F32, LT_DEVICE_CPU, count_delete, &one,
+                              &t) == LT_OK);
+    CHECK(lt_tensor_data(t) == (void *)data && !lt_tensor_is_contiguous(t));
+    float got[9];
+    CHECK(lt_tensor_to_host(t, got, sizeof got) == LT_OK);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) CHECK(got[3 * i + j] == data[i][2 * j]);
+    data[1][2] = -7.5f; /* shared, not copied */
+    CHECK(lt_tensor_to_host(t, got, sizeof got) == LT_OK && got[4] == -7.5f);
+    CHECK(lt_transpose(t, 0, 1, &v) == LT_OK);
+    lt_tensor_release(t);
+    CHECK(blob_deleted == 0); /* v still views the memory */
+    lt_tensor_release(v);
+    CHECK(blob_deleted == 1);
+    lt_scope_begin();
+
+    const char *fn = "lt_tensor_from_blob";
+    CHECK_ERR(lt_tensor_from_blob(NULL, (int64_t[]){2}, NULL, 1, LT_F32, LT_DEVICE_CPU, NULL, NULL, &t), LT_ERR_ARG,
+              fn);
+    CHECK(t == NULL);
+    CHECK_OK(lt_tensor_from_blob(NULL, (int64_t[]){0}, NULL, 1, LT_F32, LT_DEVICE_CPU, NULL, NULL, &t));
+    CHECK_ERR(lt_tensor_from_blob(data, (int64_t[]){2}, (int64_t[]){-1}, 1, LT_F32, LT_DEVICE_CPU, NULL, NULL, &t),
+              LT_ERR_ARG, fn);
+    CHECK_ERR(lt_tensor_from_blob(data, (int64_t[]){-2}, NULL, 1, LT_F32, LT_DEVICE_CPU, NULL, NULL, &t), LT_ERR_ARG,
+              fn);
+    CHECK_ERR(lt_tensor_from_blob(data, (int64_t[]){2}, NULL, 1, (lt_dtype)99, LT_DEVICE_CPU, NULL, NULL, &t),
+              LT_ERR_DTYPE, fn);
+    CHECK_ERR(
+        lt_tensor_from_blob(data, (int64_t[]){2}, NULL, 1, LT_F32, ((lt_device){LT_CUDA, 0}), count_delete, &one, &t),
+        LT_ERR_DEVICE, fn);
+    CHECK_ERR(lt_tensor_from_blob(data, (int64_t[]){2}, NULL, 1, LT_F32, LT_DEVICE_CPU, NULL, NULL, NULL), LT_ERR_ARG,
+              fn);
+    CHECK(blob_deleted == 1); /* failures never call the deleter */
+}
+
 int main(void) {
+    RUN(test_from_blob);
     RUN(test_empty_geometry);
     RUN(test_zeros_ones_full);
     RUN(test_arange);
