@@ -23,6 +23,10 @@ LT_API void lt_params_free(lt_params *p);
  * LT_ERR_ARG for a duplicate or empty name, LT_ERR_OOM when the buffer cannot grow. */
 LT_API lt_status lt_params_add(lt_params *p, const char *name, const int64_t *shape, int ndim, lt_tensor **out);
 
+/* Makes room for numel elements in all, so that adding parameters up to that total neither moves nor over-allocates
+ * the flat buffers (a model that knows its size reserves it first). LT_ERR_OOM when the memory is not there. */
+LT_API lt_status lt_params_reserve(lt_params *p, int64_t numel);
+
 LT_API int lt_params_count(const lt_params *p);
 /* Total elements over all parameters: the length of the flat buffers. */
 LT_API int64_t lt_params_numel(const lt_params *p);

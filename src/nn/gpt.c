@@ -1,6 +1,7 @@
 /* The GPT-2 model: parameters under GPT-2's names in one lt_params set, the forward pass as fused ops, and
  * sampling. Everything here goes through the public op API, so every backend runs it unchanged. */
 #include "autograd/autograd.h"
+#include "backend.h"
 #include "core/error.h"
 #include "core/philox.h"
 #include "libtrain/nn.h"
@@ -45,22 +46,26 @@ static lt_status lt__check_config(const char *fn, const lt_gpt_config *c) {
     return LT_OK;
 }
 
-/* Adds "prefix.name" to the set and fills it: N(0, std) from rng when std > 0, else the constant `fill`. */
+/* Adds `name` to the set and fills it in place: N(0, std) from rng when std > 0 (the numbers lt_tensor_randn would
+ * give, scaled), else the constant `fill`. Writing into the parameter itself keeps initialisation free of temporaries
+ * the size of the largest weight. */
 static lt_status lt__param(lt_gpt *m, const char *name, const int64_t *shape, int ndim, double std, double fill,
                            lt_philox *rng, lt_tensor **out) {
     LT_TRY(lt_params_add(m->params, name, shape, ndim, out));
-    lt_tensor *src;
-    lt_dtype dt = lt_tensor_dtype(*out);
-    lt_device dev = lt_tensor_device(*out);
+    lt_tensor *t = *out;
+    const lt__backend *be = lt__backend_of(t);
     if (std > 0) {
-        lt_tensor *r;
-        LT_TRY(lt_tensor_randn(shape, ndim, dt, dev, rng, &r));
-        LT_TRY(lt_mul_scalar(r, std, &src));
-    } else {
-        if (fill == 0) return LT_OK; /* lt_params_add zero-fills */
-        LT_TRY(lt_tensor_full(shape, ndim, fill, dt, dev, &src));
+        LT_TRY(be->philox(t, rng->seed, rng->offset, true));
+        rng->offset += ((uint64_t)lt__numel(shape, ndim) + 3) & ~(uint64_t)3;
+        return be->scalar(LT_SOP_MUL, t, std, t);
     }
-    return lt_tensor_copy(*out, src);
+    return fill == 0 ? LT_OK : be->fill(t, fill); /* lt_params_add zero-fills */
+}
+
+/* The parameter count of a config: embeddings, 12 tensors per block, the final LayerNorm. */
+static int64_t lt__gpt_numel(const lt_gpt_config *c) {
+    int64_t C = c->n_embd;
+    return (c->padded_vocab_size + c->block_size) * C + c->n_layer * (12 * C * C + 13 * C) + 2 * C;
 }
 
 static lt_status lt__build(lt_gpt *m, uint64_t seed) {
@@ -69,6 +74,7 @@ static lt_status lt__build(lt_gpt *m, uint64_t seed) {
     double std = 0.02, proj_std = 0.02 / sqrt(2.0 * (double)L);
     lt_philox rng = {seed, 0};
     char name[128];
+    LT_TRY(lt_params_reserve(m->params, lt__gpt_numel(c)));
     LT_TRY(lt__param(m, "wte.weight", (int64_t[]){Vp, C}, 2, std, 0, &rng, &m->wte));
     LT_TRY(lt__param(m, "wpe.weight", (int64_t[]){c->block_size, C}, 2, std, 0, &rng, &m->wpe));
     LT_TRY(lt_params_set_decay(m->params, "wte.weight", false));

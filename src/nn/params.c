@@ -174,6 +174,14 @@ LT_API lt_status lt_params_add(lt_params *p, const char *name, const int64_t *sh
     return LT_OK;
 }
 
+LT_API lt_status lt_params_reserve(lt_params *p, int64_t numel) {
+    static const char *fn = "lt_params_reserve";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, p);
+    if (numel < 0) return lt__err(LT_ERR_ARG, "%s: numel %lld is negative", fn, (long long)numel);
+    return lt__reserve(fn, p, numel);
+}
+
 LT_API int lt_params_count(const lt_params *p) { return p ? p->n : 0; }
 LT_API int64_t lt_params_numel(const lt_params *p) { return p ? p->numel : 0; }
 
