@@ -150,7 +150,7 @@ _Static_assert(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *)
 lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out);
 /* The backend of a tensor's device; tensors only exist on available devices, so this cannot fail. */
 const lt__backend *lt__backend_of(const lt_tensor *t);
-/* Verifies every entry is set; called once when a backend registers. */
+/* Verifies every entry is set; lt__backend_for checks a backend once before first handing it out. */
 bool lt__backend_check(const lt__backend *b);
 
 extern const lt__backend lt__cpu_backend;

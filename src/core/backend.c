@@ -3,9 +3,17 @@
 
 #include "core/error.h"
 
+#include <pthread.h>
+
+static bool lt__cpu_complete;
+static pthread_once_t lt__cpu_checked = PTHREAD_ONCE_INIT;
+static void lt__check_cpu(void) { lt__cpu_complete = lt__backend_check(&lt__cpu_backend); }
+
 lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out) {
     *out = NULL;
     if (device.type == LT_CPU && device.index == 0) {
+        pthread_once(&lt__cpu_checked, lt__check_cpu);
+        if (!lt__cpu_complete) return lt__err(LT_ERR_INTERNAL, "%s: the cpu backend leaves an entry empty", who);
         *out = &lt__cpu_backend;
         return LT_OK;
     }

@@ -156,23 +156,21 @@ static lt_status where_impl(const char *fn, const lt_tensor *cond, const lt_tens
     int n1, ndim;
     LT_TRY(lt__broadcast_shape(fn, cond->shape, cond->ndim, a->shape, a->ndim, s1, &n1));
     LT_TRY(lt__broadcast_shape(fn, s1, n1, b->shape, b->ndim, shape, &ndim));
-    lt_tensor *ec = NULL, *ea = NULL, *eb = NULL, *y = NULL;
+    lt_tensor ec, ea, eb, *y = NULL;
     lt_node *n;
-    lt_status st;
-    LT_TRY_GOTO(lt__expand_view(cond, shape, ndim, &ec), done);
-    LT_TRY_GOTO(lt__expand_view(a, shape, ndim, &ea), done);
-    LT_TRY_GOTO(lt__expand_view(b, shape, ndim, &eb), done);
-    LT_TRY_GOTO(lt__tensor_alloc(fn, shape, ndim, a->dtype, a->storage->device, &y), done);
-    LT_TRY_GOTO(lt__backend_of(y)->where(ec, ea, eb, y), done);
-    LT_TRY_GOTO(lt__record(fn, where_backward, y, (const lt_tensor *[]){a, b}, 2, &n), done);
-    if (n) LT_TRY_GOTO(lt__node_save(n, cond), done);
+    LT_TRY(lt__broadcast_header(cond, shape, ndim, &ec));
+    LT_TRY(lt__broadcast_header(a, shape, ndim, &ea));
+    LT_TRY(lt__broadcast_header(b, shape, ndim, &eb));
+    LT_TRY(lt__tensor_alloc(fn, shape, ndim, a->dtype, a->storage->device, &y));
+    lt_status st = lt__backend_of(y)->where(&ec, &ea, &eb, y);
+    if (st == LT_OK) st = lt__record(fn, where_backward, y, (const lt_tensor *[]){a, b}, 2, &n);
+    if (st == LT_OK && n) st = lt__node_save(n, cond);
+    if (st != LT_OK) {
+        lt__release_on_error(y);
+        return st;
+    }
     *out = y;
-done:
-    drop_temp(ec);
-    drop_temp(ea);
-    drop_temp(eb);
-    if (st != LT_OK) lt__release_on_error(y);
-    return st;
+    return LT_OK;
 }
 
 static lt_status check_mask(const char *fn, const char *arg, const lt_tensor *m) {

@@ -49,7 +49,7 @@ static lt_status keepdim_view(const lt_tensor *t, int ndim, uint32_t mask, lt_te
 static lt_status broadcast_back(lt_node *n, const lt_tensor *gy, double scale, lt_tensor **gx) {
     const lt__edge *in = &n->inputs[0];
     const lt__backend *be = lt__backend_of(gy);
-    lt_tensor *gk, *wide, *g;
+    lt_tensor *gk, wide, *g;
     LT_TRY(keepdim_view(gy, in->ndim, (uint32_t)n->i[0], &gk));
     if (scale != 1.0) { /* scale the small tensor, before it is broadcast */
         lt_tensor *s;
@@ -57,9 +57,9 @@ static lt_status broadcast_back(lt_node *n, const lt_tensor *gy, double scale, l
         LT_TRY(be->scalar(LT_SOP_MUL, gk, scale, s));
         gk = s;
     }
-    LT_TRY(lt__expand_view(gk, in->shape, in->ndim, &wide));
+    LT_TRY(lt__broadcast_header(gk, in->shape, in->ndim, &wide));
     LT_TRY(lt__tensor_alloc(n->name, in->shape, in->ndim, in->dtype, gy->storage->device, &g));
-    LT_TRY(be->copy(g, wide));
+    LT_TRY(be->copy(g, &wide));
     gx[0] = g;
     return LT_OK;
 }

@@ -284,12 +284,6 @@ lt_status lt__broadcast_header(const lt_tensor *t, const int64_t *shape, int ndi
     return LT_OK;
 }
 
-lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out) {
-    lt_tensor hdr;
-    LT_TRY(lt__broadcast_header(t, shape, ndim, &hdr));
-    return lt__tensor_view_of(t, shape, hdr.strides, ndim, t->offset, out);
-}
-
 /* A stack header over borrowed contiguous host memory, for kernels that copy to or from the caller's buffer. */
 static void lt__host_header(void *data, const int64_t *shape, int ndim, lt_dtype dtype, lt__storage *s, lt_tensor *t) {
     memset(s, 0, sizeof *s);

@@ -83,8 +83,6 @@ lt_status lt__broadcast_shape(const char *who, const int64_t *sa, int na, const 
 /* Fills *hdr (a caller's stack header: no reference, no scope) with a stride-0 view of t broadcast to shape, for
  * passing to a kernel; valid while t lives. LT_ERR_SHAPE when t does not broadcast to shape. */
 lt_status lt__broadcast_header(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor *hdr);
-/* A stride-0 view of t broadcast to shape (which must be a valid broadcast target). No autograd. */
-lt_status lt__expand_view(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out);
 
 /* ---- Argument checks shared by ops (they set a message naming who) ---- */
 

@@ -242,8 +242,9 @@ LT_API lt_status lt_expand(const lt_tensor *t, const int64_t *shape, int ndim, l
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0) return lt__err(LT_ERR_ARG, "%s: dim %d has negative size %lld", fn, i, (long long)shape[i]);
     if (ndim < t->ndim) return lt__err(LT_ERR_SHAPE, "%s: cannot expand %d dims to %d", fn, t->ndim, ndim);
-    lt_tensor *v;
-    lt_status st = lt__expand_view(t, shape, ndim, &v);
+    lt_tensor hdr, *v;
+    lt_status st = lt__broadcast_header(t, shape, ndim, &hdr);
+    if (st == LT_OK) st = lt__tensor_view_of(t, shape, hdr.strides, ndim, t->offset, &v);
     if (st != LT_OK) {
         char a[LT_SHAPE_STR_LEN], b[LT_SHAPE_STR_LEN];
         return lt__err(st, "%s: %s cannot broadcast to %s", fn, lt__fmt_shape(a, sizeof a, t->shape, t->ndim),
