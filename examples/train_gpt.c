@@ -11,7 +11,8 @@
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
 
 typedef struct args {
-    const char *data, *device, *cache_dir, *metrics, *prompt;
+    const char *data, *device, *cache_dir, *metrics, *prompt, *ckpt_dir, *resume;
+    int64_t ckpt_every, keep_last;
     int64_t steps, batch, seq, layers, heads, embd, accum, warmup, eval_every, eval_batches, log_every, seed, threads;
     int64_t sample_tokens, top_k;
     double lr, min_lr, wd, clip, dropout, val_fraction, temperature;
@@ -117,7 +118,9 @@ int main(int argc, char **argv) {
               .wd = cfg.weight_decay,
               .clip = cfg.grad_clip,
               .val_fraction = cfg.val_fraction,
-              .temperature = 0.8};
+              .temperature = 0.8,
+              .resume = "none",
+              .keep_last = cfg.keep_last};
     const opt table[] = {
         {"--data", OPT_STRING, &a.data, 0, 0, "text file, directory of text files, .bin shard or shard directory"},
         {"--cache-dir", OPT_STRING, &a.cache_dir, 0, 0, "where tokenized text shards are kept"},
@@ -146,6 +149,10 @@ int main(int argc, char **argv) {
         {"--prompt", OPT_STRING, &a.prompt, 0, 0, "text the sample starts from"},
         {"--temperature", OPT_DOUBLE, &a.temperature, 1e-3, 100, "sampling temperature"},
         {"--top-k", OPT_INT, &a.top_k, 0, 65536, "sample from the k likeliest bytes (0: all)"},
+        {"--ckpt-dir", OPT_STRING, &a.ckpt_dir, 0, 0, "save HDF5 checkpoints here (SIGTERM/SIGUSR1: save and exit 0)"},
+        {"--ckpt-every", OPT_INT, &a.ckpt_every, 0, 1e9, "steps between checkpoints (0: only at the end)"},
+        {"--keep-last", OPT_INT, &a.keep_last, 0, 1e6, "checkpoints kept in --ckpt-dir (0: all)"},
+        {"--resume", OPT_STRING, &a.resume, 0, 0, "auto (latest in --ckpt-dir, if any), none, or a checkpoint PATH"},
     };
     int rc = opt_parse(argc, argv, "Trains a small byte-level GPT on a text corpus, then samples from it.", table,
                        (int)(sizeof table / sizeof table[0]));
@@ -176,6 +183,14 @@ int main(int argc, char **argv) {
     cfg.metrics_path = a.metrics;
     cfg.seed = (uint64_t)a.seed;
     cfg.threads = (int)a.threads;
+    cfg.ckpt_dir = a.ckpt_dir;
+    cfg.ckpt_every = a.ckpt_every;
+    cfg.keep_last = (int)a.keep_last;
+    cfg.resume = a.resume;
+    if (strcmp(a.resume, "auto") == 0 && !a.ckpt_dir) {
+        fprintf(stderr, "train_gpt: --resume auto needs --ckpt-dir\n");
+        return 2;
+    }
 
     lt_trainer *trainer = NULL;
     int32_t *ids = NULL;
@@ -184,7 +199,13 @@ int main(int argc, char **argv) {
     printf("train_gpt: %lld parameters, %d layers, %d heads, width %d, context %d, on %s (libtrain %s)\n",
            (long long)lt_params_numel(lt_gpt_params(lt_trainer_model(trainer))), (int)a.layers, (int)a.heads,
            (int)a.embd, (int)a.seq, cfg.device.type == LT_CUDA ? "cuda" : "cpu", lt_version());
+    if (lt_trainer_steps_done(trainer) > 0)
+        printf("train_gpt: resumed at step %lld\n", (long long)lt_trainer_steps_done(trainer));
     if (lt_trainer_run(trainer) != LT_OK) goto fail;
+    if (lt_trainer_steps_done(trainer) < cfg.steps) { /* stopped by a signal, after saving: exit 0, no sample */
+        lt_trainer_free(trainer);
+        return 0;
+    }
     if (a.sample_tokens > 0) {
         int n_prompt = (int)strlen(a.prompt);
         if (n_prompt == 0) a.prompt = "\n", n_prompt = 1;

@@ -23,15 +23,15 @@ typedef enum lt_ckpt_mode {
 
 /* What a checkpoint file says about itself, filled by lt_ckpt_validate. */
 typedef struct lt_ckpt_info {
-    size_t struct_size;   /* sizeof(lt_ckpt_info), set by the caller */
-    int version;          /* format version, 1 */
-    int64_t step;         /* optimizer steps taken when it was saved */
-    int64_t tokens_seen;  /* training tokens consumed (all ranks) */
-    int world_size;       /* data-parallel ranks that wrote it; 1 for now */
-    int zero_stage;       /* 0: every rank holds the whole optimizer state */
-    int n_params;         /* datasets under /params */
-    int64_t numel;        /* elements over all of them */
-    char dtype[8];        /* "f32" or "f64" */
+    size_t struct_size;  /* sizeof(lt_ckpt_info), set by the caller */
+    int version;         /* format version, 1 */
+    int64_t step;        /* optimizer steps taken when it was saved */
+    int64_t tokens_seen; /* training tokens consumed (all ranks) */
+    int world_size;      /* data-parallel ranks that wrote it; 1 for now */
+    int zero_stage;      /* 0: every rank holds the whole optimizer state */
+    int n_params;        /* datasets under /params */
+    int64_t numel;       /* elements over all of them */
+    char dtype[8];       /* "f32" or "f64" */
 } lt_ckpt_info;
 
 /* Saves t's whole state as dir/step-XXXXXXXX.h5 (8-digit step) and points dir/latest at it. The file is written

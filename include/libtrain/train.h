@@ -35,11 +35,17 @@ typedef struct lt_train_config {
     lt_progress progress;
     const char *metrics_path; /* JSON Lines, one object per logged step and per validation; NULL for none */
     int threads;              /* CPU threads, 0 = all cores */
+    /* Checkpoints (ckpt.h). Appended: a caller whose struct_size ends before them gets zeros (none). */
+    const char *ckpt_dir; /* where lt_trainer_run saves; NULL never saves. Borrowed */
+    int64_t ckpt_every;   /* save every this many steps; 0: only at the end and on a stop signal */
+    int keep_last;        /* checkpoints kept in ckpt_dir; <= 0 keeps all */
+    const char *resume;   /* at create: NULL or "none" fresh, "auto" ckpt_dir's latest if any, or a file or directory */
 } lt_train_config;
 
 /* Fills c with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4 layers, 4 heads, 128 wide),
  * B 16, AdamW lr 3e-3 warm-up 50 then cosine to 3e-4 over 600 steps, betas (0.9, 0.95), wd 0.1, clip 1.0,
- * validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO. */
+ * validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO; no checkpoints (keep_last
+ * 3 once ckpt_dir is set). */
 LT_API void lt_train_config_init(lt_train_config *c);
 
 /* What one optimizer step did. */
@@ -56,7 +62,9 @@ typedef struct lt_trainer lt_trainer;
 
 /* Opens the data, splits it, builds the model (lt_gpt_create) and its AdamW optimizer. Errors from any of them
  * (LT_ERR_IO / LT_ERR_FORMAT for data, LT_ERR_ARG for a bad config, LT_ERR_SHAPE when the data has too few
- * windows for one batch) come back unchanged, with their messages. lt_trainer_free(NULL) is a no-op. */
+ * windows for one batch) come back unchanged, with their messages. With config->resume, restores the checkpoint
+ * (STRICT, see ckpt.h) and appends to the metrics file; a failed resume fails the create. lt_trainer_free(NULL) is
+ * a no-op. */
 LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **out);
 LT_API void lt_trainer_free(lt_trainer *t);
 /* One optimizer step: grad_accum micro-batches forward and backward (the loss scaled by 1/grad_accum), gradient
@@ -64,7 +72,10 @@ LT_API void lt_trainer_free(lt_trainer *t);
 LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats);
 /* Mean validation loss in nats per token over eval_batches batches from the start of the validation split. */
 LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss);
-/* Runs the remaining steps with progress, validation and metrics, then a final validation. */
+/* Runs the remaining steps with progress, validation and metrics, then a final validation; with ckpt_dir, saves every
+ * ckpt_every steps and at the end. While it runs, SIGTERM or SIGUSR1 (handlers installed here, the caller's restored
+ * on return) make it save at the next step boundary and return LT_OK early: compare lt_trainer_steps_done with the
+ * config's steps. A resumed trainer (config resume) continues from its checkpoint's step. */
 LT_API lt_status lt_trainer_run(lt_trainer *t);
 /* The model, borrowed. */
 LT_API lt_gpt *lt_trainer_model(lt_trainer *t);

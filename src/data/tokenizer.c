@@ -171,7 +171,7 @@ LT_API lt_status lt_tokenize_bytes(const char *text_path, const char *shard_path
     size_t len = strlen(shard_path) + 32;
     char *tmp_path = st == LT_OK ? malloc(len) : NULL;
     if (st == LT_OK && !tmp_path) st = lt__err(LT_ERR_OOM, "%s: out of memory", fn);
-    if (st == LT_OK) {
+    if (st == LT_OK && tmp_path) { /* (tmp_path is set whenever st is OK; said twice for gcc's -Wformat-truncation) */
         snprintf(tmp_path, len, "%s.tmp.%ld", shard_path, (long)getpid());
         /* O_TRUNC, not O_EXCL: a leftover file of this pid belongs to a process that is gone */
         int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -2,27 +2,17 @@
  * AdamW, with progress lines, periodic validation and JSON Lines metrics. Each micro-batch runs in its own scope,
  * so a step leaves nothing behind but gradients and optimizer state. */
 #include "core/error.h"
-#include "libtrain/train.h"
+#include "libtrain/ckpt.h"
 #include "tensor/tensor_impl.h"
+#include "train/trainer_impl.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-struct lt_trainer {
-    lt_train_config cfg;
-    lt_dataset *data, *train, *val;
-    lt_loader *train_loader, *val_loader;
-    lt_gpt *model;
-    lt_optim *opt;
-    FILE *metrics;
-    bool live; /* redraw a status line with \r */
-    int64_t steps_done;
-    double seconds; /* training wall time so far */
-    double last_loss;
-};
 
 LT_API void lt_train_config_init(lt_train_config *c) {
     if (!c) return;
@@ -54,6 +44,7 @@ LT_API void lt_train_config_init(lt_train_config *c) {
     c->eval_batches = 20;
     c->log_every = 10;
     c->progress = LT_PROGRESS_AUTO;
+    c->keep_last = 3;
 }
 
 static double lt__now(void) {
@@ -64,15 +55,16 @@ static double lt__now(void) {
 
 static lt_status lt__check_train_config(const char *fn, const lt_train_config *c) {
     LT_CHECK_NOT_NULL(fn, c);
-    if (c->struct_size < sizeof(lt_train_config))
+    /* Callers built against an older train.h pass the shorter struct: the fields they lack read as zero. */
+    if (c->struct_size < offsetof(lt_train_config, ckpt_dir))
         return lt__err(LT_ERR_ARG, "%s: config->struct_size is %zu, expected %zu (use lt_train_config_init)", fn,
                        c->struct_size, sizeof(lt_train_config));
     if (!c->data_path) return lt__err(LT_ERR_ARG, "%s: config->data_path is NULL", fn);
     if (c->batch_size < 1 || c->seq_len < 1 || c->grad_accum < 1 || c->steps < 0 || c->warmup_steps < 0 ||
-        c->eval_every < 0 || c->eval_batches < 0 || c->log_every < 1)
+        c->eval_every < 0 || c->eval_batches < 0 || c->log_every < 1 || c->ckpt_every < 0)
         return lt__err(LT_ERR_ARG,
                        "%s: batch_size %lld, seq_len %lld, grad_accum %lld and log_every %lld must be >= 1; steps, "
-                       "warmup_steps, eval_every and eval_batches >= 0",
+                       "warmup_steps, eval_every, eval_batches and ckpt_every >= 0",
                        fn, (long long)c->batch_size, (long long)c->seq_len, (long long)c->grad_accum,
                        (long long)c->log_every);
     if (c->seq_len > c->model.block_size)
@@ -108,6 +100,25 @@ static lt_status lt__open_data(const char *fn, lt_trainer *t) {
     return LT_OK;
 }
 
+/* config->resume: NULL or "none" starts fresh; "auto" resumes from ckpt_dir's latest when there is one; anything else
+ * is a checkpoint file or directory that must load (STRICT). */
+static lt_status lt__resume_from_config(const char *fn, lt_trainer *t, bool *resumed) {
+    const char *r = t->cfg.resume;
+    *resumed = false;
+    if (!r || strcmp(r, "none") == 0) return LT_OK;
+    if (strcmp(r, "auto") == 0) {
+        char latest[4096];
+        if (!t->cfg.ckpt_dir) return lt__err(LT_ERR_ARG, "%s: resume \"auto\" needs ckpt_dir", fn);
+        snprintf(latest, sizeof latest, "%s/latest", t->cfg.ckpt_dir);
+        if (access(latest, F_OK) != 0) return LT_OK; /* nothing saved yet: a fresh run */
+        r = t->cfg.ckpt_dir;
+    }
+    lt_status st = lt_trainer_resume(t, r, LT_CKPT_STRICT);
+    if (st != LT_OK) return lt__err(st, "%s: cannot resume: %s", fn, lt_last_error());
+    *resumed = true;
+    return LT_OK;
+}
+
 LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **out) {
     static const char *fn = "lt_trainer_create";
     LT_CHECK_NOT_NULL(fn, out);
@@ -116,8 +127,9 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
     LT_TRY(lt__check_train_config(fn, config));
     lt_trainer *t = calloc(1, sizeof *t);
     if (!t) return lt__err(LT_ERR_OOM, "%s: out of memory", fn);
-    t->cfg = *config;
+    memcpy(&t->cfg, config, config->struct_size < sizeof t->cfg ? config->struct_size : sizeof t->cfg);
     t->cfg.struct_size = sizeof t->cfg;
+    t->last_saved = -1;
     const lt_train_config *c = &t->cfg;
     t->live = c->progress == LT_PROGRESS_LIVE || (c->progress == LT_PROGRESS_AUTO && isatty(STDOUT_FILENO));
     lt_status st = lt_set_num_threads(c->threads);
@@ -132,8 +144,10 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
                              .weight_decay = c->weight_decay};
         st = lt_adamw_create(lt_gpt_params(t->model), &a, &t->opt);
     }
+    bool resumed = false;
+    if (st == LT_OK) st = lt__resume_from_config(fn, t, &resumed);
     if (st == LT_OK && c->metrics_path) {
-        t->metrics = fopen(c->metrics_path, "w");
+        t->metrics = fopen(c->metrics_path, resumed ? "a" : "w"); /* a resumed run continues its metrics */
         if (!t->metrics) st = lt__err(LT_ERR_IO, "%s: cannot write metrics to %s", fn, c->metrics_path);
     }
     if (st != LT_OK) {
@@ -290,27 +304,69 @@ static lt_status lt__validate_and_report(lt_trainer *t) {
     return LT_OK;
 }
 
-LT_API lt_status lt_trainer_run(lt_trainer *t) {
-    static const char *fn = "lt_trainer_run";
-    lt__clear_error();
-    LT_CHECK_NOT_NULL(fn, t);
+/* Set by SIGTERM/SIGUSR1 while lt_trainer_run runs. A handler can reach nothing but a global, so this is the one
+ * piece of mutable global state; the run reads it only at step boundaries. */
+static volatile sig_atomic_t lt__stop_requested;
+static void lt__on_stop_signal(int sig) { lt__stop_requested = sig; }
+
+static lt_status lt__save_if(lt_trainer *t, bool due) {
+    const lt_train_config *c = &t->cfg;
+    if (!due || !c->ckpt_dir || t->last_saved == t->steps_done) return LT_OK;
+    LT_TRY(lt_trainer_save(t, c->ckpt_dir, c->keep_last));
+    if (c->progress != LT_PROGRESS_NONE) {
+        printf("%ssaved checkpoint step %lld in %s\n", t->live ? "\r\033[K" : "", (long long)t->steps_done,
+               c->ckpt_dir);
+        fflush(stdout);
+    }
+    return LT_OK;
+}
+
+static lt_status lt__run_loop(lt_trainer *t) {
     const lt_train_config *c = &t->cfg;
     bool validate = t->val_loader != NULL;
     if (validate && t->steps_done == 0) LT_TRY(lt__validate_and_report(t));
     while (t->steps_done < c->steps) {
+        if (lt__stop_requested) {
+            int sig = (int)lt__stop_requested;
+            LT_TRY(lt__save_if(t, true));
+            if (c->progress != LT_PROGRESS_NONE) {
+                printf("%sstopped by signal %d after step %lld/%lld%s\n", t->live ? "\r\033[K" : "", sig,
+                       (long long)t->steps_done, (long long)c->steps, c->ckpt_dir ? "" : " (no ckpt_dir: not saved)");
+                fflush(stdout);
+            }
+            return LT_OK;
+        }
         lt_train_stats s = {.struct_size = sizeof s};
         LT_TRY(lt_trainer_step(t, &s));
         bool line = s.step == 1 || s.step % c->log_every == 0 || s.step == c->steps;
         lt__report_step(t, &s, line);
         if (validate && c->eval_every > 0 && s.step % c->eval_every == 0 && s.step != c->steps)
             LT_TRY(lt__validate_and_report(t));
+        LT_TRY(lt__save_if(t, c->ckpt_every > 0 && s.step % c->ckpt_every == 0));
     }
     if (validate) LT_TRY(lt__validate_and_report(t));
+    LT_TRY(lt__save_if(t, true));
     if (c->progress != LT_PROGRESS_NONE && t->steps_done > 0) {
         double tokens = (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum);
         printf("done: %lld steps in %.1f s (%.0f tokens/s), final training loss %.4f\n", (long long)t->steps_done,
-               t->seconds, tokens / t->seconds, t->last_loss);
+               t->seconds, tokens / (t->seconds > 0 ? t->seconds : 1), t->last_loss);
         fflush(stdout);
     }
     return LT_OK;
+}
+
+LT_API lt_status lt_trainer_run(lt_trainer *t) {
+    static const char *fn = "lt_trainer_run";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, t);
+    /* SIGTERM and SIGUSR1 ask for "save and stop at the next step boundary"; the caller's handlers come back after. */
+    struct sigaction on_stop = {.sa_handler = lt__on_stop_signal}, old_term, old_usr1;
+    sigemptyset(&on_stop.sa_mask);
+    lt__stop_requested = 0;
+    sigaction(SIGTERM, &on_stop, &old_term);
+    sigaction(SIGUSR1, &on_stop, &old_usr1);
+    lt_status st = lt__run_loop(t);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    return st;
 }

@@ -1,0 +1,50 @@
+/* Shared by the checkpoint writer and reader (src/ckpt/): the HDF5 session guard, error translation, CRC-32 and the
+ * trainer's flat buffers on the host. Only compiled with HDF5 (LT_HAVE_HDF5); nothing outside src/ckpt/ uses it. */
+#ifndef LT_CKPT_IMPL_H
+#define LT_CKPT_IMPL_H
+
+#include "libtrain/ckpt.h"
+
+#include <hdf5.h>
+
+#define LT__CKPT_FORMAT "libtrain-checkpoint"
+#define LT__CKPT_VERSION 1
+#define LT__CKPT_MAX_STR 65536    /* longest string attribute a reader accepts, in bytes */
+#define LT__CKPT_MAX_NAME 255     /* longest parameter name (as lt_params_add) */
+#define LT__CKPT_MAX_LINKS 100000 /* most members of one group a reader walks */
+#define LT__CKPT_MAX_WORLD 65536
+
+/* Which function and file an HDF5 failure belongs to. */
+typedef struct lt__h5_ctx {
+    const char *fn;
+    const char *path;
+} lt__h5_ctx;
+
+typedef struct lt__h5_session {
+    H5E_auto2_t old_func;
+    void *old_data;
+    unsigned old_plugins;
+} lt__h5_session;
+
+void lt__h5_enter(lt__h5_session *s);
+void lt__h5_leave(lt__h5_session *s);
+/* Sets "fn: what failed on path (HDF5: api: message; innermost message)" from the error stack, clears it. */
+lt_status lt__h5_err(lt_status st, const lt__h5_ctx *c, const char *what);
+
+uint32_t lt__crc32(const void *data, size_t n);
+/* The model config as the JSON object stored in the root attribute model_config. */
+void lt__model_json(const lt_trainer *t, char *buf, size_t n);
+
+/* The trainer's flat parameters, AdamW m and v on the host: buf[0..2], numel elements of dtype each. */
+typedef struct lt__flat {
+    void *buf[3];
+    lt_dtype dtype;
+    size_t esz;
+    int64_t numel;
+    bool host; /* the buffers alias the trainer's own (CPU); otherwise they are malloc'd copies */
+} lt__flat;
+lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f);
+void lt__flat_free(lt__flat *f);
+int64_t lt__param_offset(lt_trainer *t, int i, lt_tensor **param, const char **name);
+
+#endif
