@@ -11,6 +11,7 @@ packages=(
     libhdf5-dev hdf5-tools                       # checkpoints (LT_HDF5)
     python3-numpy python3-torch python3-pytest python3-h5py # reference tests against PyTorch, Python checks
     python3-matplotlib                           # tools/plot_metrics.py draws the loss curve
+    python3-venv python3-setuptools              # pip install ./python-bindings-ctypes into a venv, offline
     fortunes                                     # a 2.6 MB English corpus for the byte-level examples
     "$@"
 )

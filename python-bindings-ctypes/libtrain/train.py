@@ -1,0 +1,204 @@
+"""libtrain.Trainer: the C training loop (lt_trainer_*) driven from Python, with progress and validation."""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import math
+import os
+import sys
+import time
+from ctypes import byref, c_double, c_void_p
+from typing import Any, Optional
+
+from . import _lib
+from ._lib import C
+from .errors import ArgumentError, StateError
+from .nn import GPT
+from .tensor import Device, _dtype
+
+__all__ = ["TrainConfig", "TrainStats", "Trainer", "PROGRESS_NONE", "PROGRESS_LINES", "PROGRESS_LIVE",
+           "PROGRESS_AUTO"]
+
+PROGRESS_NONE, PROGRESS_LINES, PROGRESS_LIVE, PROGRESS_AUTO = 0, 1, 2, 3
+
+
+class TrainConfig:
+    """lt_train_config with lt_train_config_init's defaults (the README's small byte-level GPT). Every C field is
+    an attribute (``cfg.steps = 100``; ``cfg.model.n_layer = 2``; ``cfg.data_path = "shard.bin"``); keyword
+    arguments set fields at construction."""
+
+    def __init__(self, **fields: Any) -> None:
+        object.__setattr__(self, "_c", _lib.lt_train_config())
+        C.lt_train_config_init(byref(self._c))
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+    def __getattr__(self, name: str) -> Any:
+        c = object.__getattribute__(self, "_c")
+        if name not in dict(c._fields_):
+            raise AttributeError(f"TrainConfig has no field {name!r}")
+        v = getattr(c, name)
+        if isinstance(v, bytes):
+            return os.fsdecode(v)
+        if name == "device":
+            return Device._from_c(v)
+        return v
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        fields = dict(self._c._fields_)
+        if name not in fields:
+            raise AttributeError(f"TrainConfig has no field {name!r}")
+        if name == "struct_size":
+            raise ArgumentError("TrainConfig.struct_size is set by lt_train_config_init")
+        if fields[name] is ctypes.c_char_p:
+            value = None if value is None else os.fsencode(value)
+        elif name == "device":
+            value = Device(value)._c()
+        elif name == "dtype":
+            value = int(_dtype(value))
+        elif name == "model":
+            raise ArgumentError("set model fields one by one: cfg.model.n_layer = 2")
+        elif fields[name] in (ctypes.c_int64, ctypes.c_uint64, ctypes.c_int) and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            raise ArgumentError(f"TrainConfig.{name} must be an int, not {type(value).__name__}")
+        setattr(self._c, name, value)
+
+    def __repr__(self) -> str:
+        parts = [f"{n}={getattr(self, n)!r}" for n, _ in self._c._fields_ if n not in ("struct_size", "model")]
+        m = self._c.model
+        model = ", ".join(f"{n}={getattr(m, n)}" for n, _ in m._fields_ if n != "struct_size")
+        return f"TrainConfig(model=({model}), {', '.join(parts)})"
+
+
+@dataclasses.dataclass
+class TrainStats:
+    """What one optimizer step did (lt_train_stats)."""
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    step_seconds: float
+    tokens_per_second: float
+
+
+def _fmt_duration(s: float) -> str:
+    v = int(s + 0.5) if 0 < s < 1e7 else 0
+    return f"{v // 3600}:{v // 60 % 60:02d}:{v % 60:02d}" if v >= 3600 else f"{v // 60}:{v % 60:02d}"
+
+
+class Trainer:
+    """The whole loop for a GPT on a token dataset: ``Trainer(cfg).run()``.
+
+    ``step()`` takes one optimizer step (grad_accum micro-batches, clipping, the scheduled lr, AdamW) and returns
+    TrainStats; ``evaluate()`` gives the mean validation loss; ``run()`` runs the remaining steps with progress
+    (tqdm when installed and stdout is a terminal, else the C trainer's plain lines, identical text) and
+    validation; ``model`` is the GPT being trained."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        if not isinstance(config, TrainConfig):
+            raise ArgumentError("Trainer: config must be a libtrain.TrainConfig")
+        if config._c.data_path is None:
+            raise ArgumentError("Trainer: config.data_path is not set")
+        self.config = config
+        out = c_void_p()
+        C.lt_trainer_create(byref(config._c), byref(out))
+        self._h = out.value
+        self.model = GPT(_handle=C.lt_trainer_model(self._h), _owner=self)
+        self._seconds = 0.0
+        self._last_loss = math.nan
+
+    def __del__(self, _free: Any = C.lt_trainer_free) -> None:
+        if getattr(self, "_h", None):
+            _free(self._h)
+            self._h = None
+
+    @property
+    def steps_done(self) -> int:
+        return int(C.lt_trainer_steps_done(self._h))
+
+    def step(self) -> TrainStats:
+        """One optimizer step. StateError when every configured step is done."""
+        s = _lib.lt_train_stats()
+        s.struct_size = ctypes.sizeof(s)
+        C.lt_trainer_step(self._h, byref(s))
+        self._seconds += s.step_seconds
+        self._last_loss = s.loss
+        return TrainStats(s.step, s.loss, s.lr, s.grad_norm, s.step_seconds, s.tokens_per_second)
+
+    def evaluate(self) -> float:
+        """Mean validation loss in nats per token (StateError when there is no validation split)."""
+        v = c_double()
+        C.lt_trainer_evaluate(self._h, byref(v))
+        return v.value
+
+    def run_native(self) -> None:
+        """Runs the remaining steps in C (lt_trainer_run), with the C trainer's own progress output."""
+        C.lt_trainer_run(self._h)
+
+    def _validate(self, out: Any) -> None:
+        v = self.evaluate()
+        if self.config.progress != PROGRESS_NONE:
+            print(f"step {self.steps_done}/{self.config.steps} | val loss {v:.4f} nats/token ({v / math.log(2):.3f} "
+                  f"bits)", file=out, flush=True)
+
+    def run(self, progress: Optional[int] = None, out: Any = None) -> None:
+        """Runs the remaining steps, printing what the C trainer prints (one line per log_every steps, each
+        validation and a summary), or a tqdm bar when tqdm is installed and the output is a terminal."""
+        out = out or sys.stdout
+        c = self.config
+        mode = c.progress if progress is None else progress
+        bar = None
+        if mode in (PROGRESS_AUTO, PROGRESS_LIVE) and getattr(out, "isatty", lambda: False)():
+            try:
+                import tqdm  # type: ignore[import-not-found]
+                bar = tqdm.tqdm(total=c.steps, initial=self.steps_done, file=out, unit="step")
+            except ImportError:
+                bar = None
+        quiet = mode == PROGRESS_NONE
+        validate = False
+        if self.steps_done == 0:
+            try:
+                v = self.evaluate()
+                validate = True
+                if not quiet:
+                    print(f"step 0/{c.steps} | val loss {v:.4f} nats/token ({v / math.log(2):.3f} bits)", file=out,
+                          flush=True)
+            except StateError:
+                validate = False
+        else:
+            validate = c.val_fraction > 0 and c.eval_batches > 0
+        while self.steps_done < c.steps:
+            s = self.step()
+            line = s.step == 1 or s.step % c.log_every == 0 or s.step == c.steps
+            tok_s = self.steps_done * c.batch_size * c.seq_len * c.grad_accum / (self._seconds or 1)
+            eta = _fmt_duration(self._seconds / self.steps_done * (c.steps - self.steps_done))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{s.loss:.4f}", lr=f"{s.lr:.2e}")
+                if line:
+                    bar.write(f"step {s.step}/{c.steps} | loss {s.loss:.4f} | lr {s.lr:.2e} | norm {s.grad_norm:.3f}")
+            elif line and not quiet:
+                print(f"step {s.step}/{c.steps} | loss {s.loss:.4f} | lr {s.lr:.2e} | norm {s.grad_norm:.3f} | "
+                      f"{tok_s:.0f} tok/s | ETA {eta}", file=out, flush=True)
+            if validate and c.eval_every > 0 and s.step % c.eval_every == 0 and s.step != c.steps:
+                self._validate(out if bar is None else _BarOut(bar))
+        if bar is not None:
+            bar.close()
+        if validate:
+            self._validate(out)
+        if not quiet and self.steps_done > 0:
+            tokens = self.steps_done * c.batch_size * c.seq_len * c.grad_accum
+            print(f"done: {self.steps_done} steps in {self._seconds:.1f} s ({tokens / (self._seconds or 1):.0f} "
+                  f"tokens/s), final training loss {self._last_loss:.4f}", file=out, flush=True)
+
+
+class _BarOut:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def write(self, s: str) -> None:
+        if s.strip():
+            self.bar.write(s.rstrip("\n"))
+
+    def flush(self) -> None:
+        pass
