@@ -163,7 +163,7 @@ static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
         LT_TRY(lt__tensor_alloc("lt_backward", leaf->shape, leaf->ndim, leaf->dtype, leaf->storage->device, &t));
         lt_status st = be->copy(t, g);
         if (st != LT_OK) {
-            lt__release_on_error(t);
+            lt__drop(t);
             return st;
         }
         lt_tensor_retain(t); /* the current scope drops one reference; the leaf keeps the other */

@@ -148,7 +148,7 @@ LT_API lt_status lt_loader_next(lt_loader *loader, lt_device device, lt_tensor *
     if (st != LT_OK) return rename_error(fn, st);
     st = lt_tensor_from_host(L->ybuf, shape, 2, LT_I32, device, &ty);
     if (st != LT_OK) {
-        lt__release_on_error(tx);
+        lt__drop(tx);
         return rename_error(fn, st);
     }
     if (++L->batch == (uint64_t)L->batches_per_epoch) {

@@ -65,8 +65,8 @@ static lt_status lt__grow_one(const char *fn, lt_params *p, lt_tensor *old, int6
         st = lt__tensor_view_of(t, &p->numel, (const int64_t[]){1}, 1, 0, &head);
         if (st == LT_OK) st = lt__tensor_view_of(old, &p->numel, (const int64_t[]){1}, 1, 0, &src);
         if (st == LT_OK) st = be->copy(head, src);
-        lt__release_on_error(head);
-        lt__release_on_error(src);
+        lt__drop(head);
+        lt__drop(src);
     }
     if (st != LT_OK) {
         lt_tensor_release(t);

@@ -8,8 +8,6 @@
 static const char *const fn = "lt_attention";
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* t itself (a new reference) when contiguous, else a contiguous copy; unlike lt_contiguous it records nothing, so
  * the op stays one autograd node. */
 static lt_status contiguous(const lt_tensor *t, lt_tensor **out) {
@@ -17,7 +15,7 @@ static lt_status contiguous(const lt_tensor *t, lt_tensor **out) {
     LT_TRY(lt__tensor_alloc(fn, t->shape, t->ndim, t->dtype, t->storage->device, out));
     lt_status st = lt__backend_of(t)->copy(*out, t);
     if (st != LT_OK) {
-        drop(*out);
+        lt__drop(*out);
         *out = NULL;
     }
     return st;
@@ -75,8 +73,8 @@ LT_API lt_status lt_attention(const lt_tensor *qkv, int n_head, lt_tensor **out)
     *out = y;
     y = NULL;
 done: /* on success y is NULL here; everything else is a temporary */
-    drop(xc);
-    drop(lse);
-    drop(y);
+    lt__drop(xc);
+    lt__drop(lse);
+    lt__drop(y);
     return st;
 }

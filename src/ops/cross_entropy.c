@@ -6,8 +6,6 @@
 #include "libtrain/ops.h"
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* t (0-d or 1-D) seen as 1-D of n elements at t's stride; a 0-d t has n == 1 (or is broadcast with stride 0). */
 static lt_status as_vector(const lt_tensor *t, int64_t n, lt_tensor **out) {
     int64_t stride = t->ndim == 1 ? t->strides[0] : 0;
@@ -38,7 +36,7 @@ lt_status lt__check_targets(const char *who, const lt_tensor *targets, int64_t N
         }
         n_used++;
     }
-    lt__release_on_error(copy);
+    lt__drop(copy);
     *count = n_used;
     return st;
 }
@@ -136,13 +134,13 @@ LT_API lt_status lt_cross_entropy(const lt_tensor *logits, const lt_tensor *targ
     *out = y;
     y = NULL;
 done: /* on success y is NULL here; everything else is a temporary */
-    drop(xc);
-    drop(x2);
-    drop(t1);
-    drop(loss);
-    drop(lse);
-    drop(sum);
-    drop(sum1);
-    drop(y);
+    lt__drop(xc);
+    lt__drop(x2);
+    lt__drop(t1);
+    lt__drop(loss);
+    lt__drop(lse);
+    lt__drop(sum);
+    lt__drop(sum1);
+    lt__drop(y);
     return st;
 }

@@ -44,13 +44,13 @@ LT_API lt_status lt_dropout(const lt_tensor *a, double p, lt_philox *rng, lt_ten
         n->f[0] = scale;
         LT_TRY_GOTO(lt__node_save(n, mask), fail);
     }
-    lt__release_on_error(mask); /* the node's saved alias keeps the mask's storage; we return only y */
+    lt__drop(mask); /* the node's saved alias keeps the mask's storage; we return only y */
     /* whole Philox blocks, as every random function advances, so the next draw starts a fresh block */
     rng->offset += ((uint64_t)lt__numel(a->shape, a->ndim) + 3) & ~(uint64_t)3;
     *out = y;
     return LT_OK;
 fail:
-    lt__release_on_error(mask);
-    lt__release_on_error(y);
+    lt__drop(mask);
+    lt__drop(y);
     return st;
 }

@@ -49,7 +49,7 @@ static lt_status binary_op(const char *fn, lt__binary_op op, lt__backward_fn bac
     lt_status st = lt__backend_of(a)->binary(op, &ba, &bb, y);
     if (st == LT_OK) st = record(fn, backward, y, a, b, save, (int)op, 0.0);
     if (st != LT_OK) {
-        lt__release_on_error(y);
+        lt__drop(y);
         return st;
     }
     *out = y;
@@ -73,7 +73,7 @@ static lt_status scalar_op(const char *fn, lt__scalar_op op, lt__backward_fn bac
     lt_status st = lt__backend_of(a)->scalar(op, a, s, y);
     if (st == LT_OK) st = record(fn, backward, y, a, NULL, save, (int)op, s);
     if (st != LT_OK) {
-        lt__release_on_error(y);
+        lt__drop(y);
         return st;
     }
     *out = y;
@@ -106,7 +106,7 @@ static lt_status unary_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx)
         lt__tensor_alloc(n->name, n->inputs[0].shape, n->inputs[0].ndim, n->inputs[0].dtype, gy->storage->device, &g));
     lt_status st = lt__backend_of(gy)->unary_backward(op, x, y, gy, g);
     if (st != LT_OK) {
-        lt__release_on_error(g);
+        lt__drop(g);
         return st;
     }
     gx[0] = g;
@@ -123,7 +123,7 @@ static lt_status unary_op(const char *fn, lt__unary_op op, const lt_tensor *a, l
     lt_status st = lt__backend_of(a)->unary(op, a, y);
     if (st == LT_OK) st = record(fn, unary_backward, y, a, NULL, unary_saves(op), (int)op, 0.0);
     if (st != LT_OK) {
-        lt__release_on_error(y);
+        lt__drop(y);
         return st;
     }
     *out = y;

@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Temporaries (views, copies) are not returned: drop our reference now, or leave it to the scope that owns it. */
-static void drop_temp(lt_tensor *t) { lt__release_on_error(t); }
-
 /* t itself when contiguous, else a contiguous copy in *tmp (which the caller drops). */
 static lt_status contiguous_operand(const char *who, const lt_tensor *t, const lt_tensor **use, lt_tensor **tmp) {
     *use = t;
@@ -127,10 +124,10 @@ LT_API lt_status lt_embedding(const lt_tensor *weight, const lt_tensor *idx, lt_
     if (n) LT_TRY_GOTO(lt__node_save(n, ic), done);
     *out = y;
 done:
-    drop_temp(icopy);
-    drop_temp(wcopy);
-    drop_temp(y2);
-    if (st != LT_OK) lt__release_on_error(y);
+    lt__drop(icopy);
+    lt__drop(wcopy);
+    lt__drop(y2);
+    if (st != LT_OK) lt__drop(y);
     return st;
 }
 
@@ -166,7 +163,7 @@ static lt_status where_impl(const char *fn, const lt_tensor *cond, const lt_tens
     if (st == LT_OK) st = lt__record(fn, where_backward, y, (const lt_tensor *[]){a, b}, 2, &n);
     if (st == LT_OK && n) st = lt__node_save(n, cond);
     if (st != LT_OK) {
-        lt__release_on_error(y);
+        lt__drop(y);
         return st;
     }
     *out = y;
@@ -214,7 +211,7 @@ LT_API lt_status lt_masked_fill(const lt_tensor *a, const lt_tensor *mask, doubl
     lt_tensor *fill;
     LT_TRY(lt_tensor_full(NULL, 0, value, a->dtype, a->storage->device, &fill));
     lt_status st = where_impl(fn, mask, fill, a, out);
-    drop_temp(fill);
+    lt__drop(fill);
     return st;
 }
 
@@ -287,7 +284,7 @@ LT_API lt_status lt_cat(const lt_tensor *const *tensors, int n, int dim, lt_tens
             LT_TRY_GOTO(lt__tensor_view_of(y, t->shape, y->strides, y->ndim, y->offset + off * y->strides[d], &slab),
                         fail);
             st = lt__backend_of(y)->copy(slab, t);
-            drop_temp(slab);
+            lt__drop(slab);
             if (st != LT_OK) goto fail;
         }
         off += t->shape[d];
@@ -297,7 +294,7 @@ LT_API lt_status lt_cat(const lt_tensor *const *tensors, int n, int dim, lt_tens
     *out = y;
     return LT_OK;
 fail:
-    lt__release_on_error(y);
+    lt__drop(y);
     return st;
 }
 
@@ -336,7 +333,7 @@ LT_API lt_status lt_split(const lt_tensor *a, const int64_t *sizes, int n, int d
             char why[512];
             snprintf(why, sizeof why, "%s", lt_last_error());
             for (int j = 0; j < i; j++) {
-                lt__release_on_error(outs[j]);
+                lt__drop(outs[j]);
                 outs[j] = NULL;
             }
             return lt__err(st, "%s: piece %d: %s", fn, i, why);

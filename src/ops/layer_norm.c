@@ -6,8 +6,6 @@
 #include "libtrain/ops.h"
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* A view of the contiguous tensor t with a new shape of the same element count. */
 static lt_status reshaped(const lt_tensor *t, const int64_t *shape, int ndim, lt_tensor **out) {
     int64_t strides[LT_MAX_DIMS];
@@ -114,15 +112,15 @@ LT_API lt_status lt_layer_norm(const lt_tensor *x, const lt_tensor *weight, cons
         rstd = NULL;
     }
 done: /* on success y, mean and rstd are NULL here unless the caller did not ask for them */
-    drop(xc);
-    drop(wc);
-    drop(bc);
-    drop(x2);
-    drop(y2);
-    drop(m1);
-    drop(r1);
-    drop(y);
-    drop(mean);
-    drop(rstd);
+    lt__drop(xc);
+    lt__drop(wc);
+    lt__drop(bc);
+    lt__drop(x2);
+    lt__drop(y2);
+    lt__drop(m1);
+    lt__drop(r1);
+    lt__drop(y);
+    lt__drop(mean);
+    lt__drop(rstd);
     return st;
 }

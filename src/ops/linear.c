@@ -8,8 +8,6 @@
 static const char *const fn = "lt_linear";
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* Whether the 2-D t is a row-major matrix BLAS reads in place: unit stride along rows, a row stride that is a valid
  * leading dimension. */
 static bool row_major(const lt_tensor *t) {
@@ -26,7 +24,7 @@ static lt_status as_matrix(const lt_tensor *t, int64_t cols, lt_tensor **out) {
     lt_status st = lt_reshape(t, shape, 2, &m);
     if (st == LT_OK && !row_major(m)) {
         st = lt_contiguous(m, &c);
-        drop(m);
+        lt__drop(m);
         m = c;
     }
     lt_no_grad_end();
@@ -136,9 +134,9 @@ LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tens
     *out = y;
     y = NULL;
 done: /* on success y is NULL here; everything else is a temporary */
-    drop(x2);
-    drop(w2);
-    drop(y2);
-    drop(y);
+    lt__drop(x2);
+    lt__drop(w2);
+    lt__drop(y2);
+    lt__drop(y);
     return st;
 }

@@ -8,9 +8,6 @@
 
 static const char *const fn = "lt_matmul";
 
-/* Temporaries (views, copies) are not returned: drop our reference now, or leave it to the scope that owns it. */
-static void drop_temp(lt_tensor *t) { lt__release_on_error(t); }
-
 /* Whether BLAS (and cuBLAS) can read the matrix in t's last two dims in place: one dim has unit stride (or size 1)
  * and the other's stride is a valid leading dimension. The CPU gemm makes the same choice. */
 static bool blas_readable(const lt_tensor *t) {
@@ -63,9 +60,9 @@ static lt_status gemm3(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
     }
     st = lt__backend_of(y)->gemm(va, vb, ta, tb, 1.0, 0.0, vc);
 done:
-    drop_temp(va);
-    drop_temp(vb);
-    drop_temp(vc);
+    lt__drop(va);
+    lt__drop(vb);
+    lt__drop(vc);
     return st;
 }
 
@@ -183,14 +180,14 @@ LT_API lt_status lt_matmul(const lt_tensor *a, const lt_tensor *b, bool trans_a,
     LT_TRY_GOTO(lt__tensor_alloc(fn, shape, ndim, a->dtype, a->storage->device, &y), fail);
     if (lt__numel(shape, ndim) > 0) LT_TRY_GOTO(matmul_run(ua, ub, trans_a, trans_b, y), fail);
     LT_TRY_GOTO(matmul_record(a, b, ua, ub, trans_a, trans_b, y), fail);
-    drop_temp(copy_a);
-    drop_temp(copy_b);
+    lt__drop(copy_a);
+    lt__drop(copy_b);
     *out = y;
     return LT_OK;
 fail:
-    drop_temp(copy_a);
-    drop_temp(copy_b);
-    lt__release_on_error(y);
+    lt__drop(copy_a);
+    lt__drop(copy_b);
+    lt__drop(y);
     return st;
 }
 

@@ -8,8 +8,6 @@
 typedef enum reduce_kind { KIND_SUM, KIND_MEAN, KIND_MAX } reduce_kind;
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* The bitmask of a's dims named by dims (every dim when ndims == 0). */
 static lt_status dims_to_mask(const char *fn, const lt_tensor *a, const int *dims, int ndims, uint32_t *mask) {
     if (ndims < 0) return lt__err(LT_ERR_ARG, "%s: ndims is %d, must be >= 0", fn, ndims);
@@ -118,7 +116,7 @@ static lt_status reduce_op(const char *fn, reduce_kind kind, const lt_tensor *a,
         lt_tensor *m;
         LT_TRY_GOTO(lt__tensor_alloc(fn, kshape, a->ndim, a->dtype, dev, &m), fail);
         st = be->scalar(LT_SOP_MUL, yk, 1.0 / (double)count, m);
-        drop(yk);
+        lt__drop(yk);
         yk = m;
         if (st != LT_OK) goto fail;
     }
@@ -128,7 +126,7 @@ static lt_status reduce_op(const char *fn, reduce_kind kind, const lt_tensor *a,
     } else {
         lt__contiguous_strides(shape, nd, strides);
         LT_TRY_GOTO(lt__tensor_view_of(yk, shape, strides, nd, yk->offset, &y), fail);
-        drop(yk);
+        lt__drop(yk);
         yk = NULL;
     }
     static const lt__backward_fn backward[] = {sum_backward, mean_backward, max_backward};
@@ -145,8 +143,8 @@ static lt_status reduce_op(const char *fn, reduce_kind kind, const lt_tensor *a,
     *out = y;
     return LT_OK;
 fail:
-    drop(yk);
-    drop(y);
+    lt__drop(yk);
+    lt__drop(y);
     return st;
 }
 

@@ -6,8 +6,6 @@
 #include "libtrain/ops.h"
 
 /* A temporary the op does not return: freed now when no scope owns it, else at the scope's end. */
-static void drop(lt_tensor *t) { lt__release_on_error(t); }
-
 /* A view of t with the same geometry, except that a 0-d tensor becomes [1], so the kernel always has a dim. */
 static lt_status kernel_view(const lt_tensor *t, lt_tensor **out) {
     static const int64_t one = 1;
@@ -50,16 +48,16 @@ static lt_status softmax_op(const char *fn, bool log, const lt_tensor *a, int di
         n->i[1] = log;
         LT_TRY_GOTO(lt__node_save(n, y), fail);
     }
-    drop(xc);
-    drop(xv);
-    drop(yv);
+    lt__drop(xc);
+    lt__drop(xv);
+    lt__drop(yv);
     *out = y;
     return LT_OK;
 fail:
-    drop(xc);
-    drop(xv);
-    drop(yv);
-    drop(y);
+    lt__drop(xc);
+    lt__drop(xv);
+    lt__drop(yv);
+    lt__drop(y);
     return st;
 }
 

@@ -32,7 +32,7 @@ void lt__keep(lt_tensor *t) {
     if (lt__scope_depth > 0) lt_tensor_retain(t);
 }
 
-void lt__release_on_error(lt_tensor *t) {
+void lt__drop(lt_tensor *t) {
     if (t && lt__scope_depth == 0) lt_tensor_release(t);
 }
 
@@ -407,7 +407,7 @@ static lt_status lt__full(const char *who, const int64_t *shape, int ndim, doubl
     LT_TRY(lt__create(who, shape, ndim, dtype, device, &t));
     lt_status st = lt__backend_of(t)->fill(t, value);
     if (st != LT_OK) {
-        lt__release_on_error(t);
+        lt__drop(t);
         return st;
     }
     *out = t;
@@ -445,7 +445,7 @@ LT_API lt_status lt_tensor_arange(double start, double end, double step, lt_dtyp
     LT_TRY(lt__create(fn, &n, 1, dtype, device, &t));
     lt_status st = lt__backend_of(t)->arange(t, start, step);
     if (st != LT_OK) {
-        lt__release_on_error(t);
+        lt__drop(t);
         return st;
     }
     *out = t;
@@ -463,7 +463,7 @@ static lt_status lt__random(const char *who, const int64_t *shape, int ndim, lt_
     LT_TRY(lt__create(who, shape, ndim, dtype, device, &t));
     lt_status st = lt__backend_of(t)->philox(t, rng->seed, rng->offset, normal);
     if (st != LT_OK) {
-        lt__release_on_error(t);
+        lt__drop(t);
         return st;
     }
     rng->offset += ((uint64_t)lt__numel(shape, ndim) + 3) & ~(uint64_t)3;
@@ -493,7 +493,7 @@ LT_API lt_status lt_tensor_from_host(const void *data, const int64_t *shape, int
     lt__host_header((void *)data, shape, ndim, dtype, &ss, &src);
     lt_status st = lt__backend_of(t)->copy(t, &src);
     if (st != LT_OK) {
-        lt__release_on_error(t);
+        lt__drop(t);
         return st;
     }
     *out = t;
@@ -608,7 +608,7 @@ LT_API lt_status lt_tensor_to(const lt_tensor *t, lt_dtype dtype, lt_device devi
         st = lt__record(fn, lt__to_backward, y, (const lt_tensor *[]){t}, 1, &n);
     }
     if (st != LT_OK) {
-        lt__release_on_error(y);
+        lt__drop(y);
         return st;
     }
     *out = y;

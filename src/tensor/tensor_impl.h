@@ -60,9 +60,10 @@ void lt__scope_register(lt_tensor *t);
 /* Makes the caller own one reference to a freshly constructed t whether or not a scope is open (a scope's
  * reference is matched by an extra one). For objects such as lt_params that keep tensors across scopes. */
 void lt__keep(lt_tensor *t);
-/* For a tensor from a constructor that an op will not return because of a later failure: releases it when no
- * scope owns it (a scope releases it at its end otherwise). NULL is a no-op. */
-void lt__release_on_error(lt_tensor *t);
+/* Gives up the reference to a tensor from a constructor that will not be returned (a temporary, or a result
+ * abandoned after a failure): releases it now when no scope owns it; otherwise the owning scope releases it at its
+ * end. NULL is a no-op. */
+void lt__drop(lt_tensor *t);
 
 /* ---- Geometry helpers ---- */
 

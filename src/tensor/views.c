@@ -82,7 +82,7 @@ static lt_status lt__finish_view(const char *who, lt__backward_fn backward, cons
     lt_node *n = NULL;
     lt_status st = lt__record(who, backward, v, (const lt_tensor *[]){t}, 1, &n);
     if (st != LT_OK) {
-        lt__release_on_error(v);
+        lt__drop(v);
         return st;
     }
     if (node) *node = n;
@@ -108,10 +108,10 @@ static lt_status lt__view_impl(const char *who, const lt_tensor *t, const int64_
         if (st == LT_OK) { /* copy t into v, seen with t's shape */
             lt__contiguous_strides(t->shape, t->ndim, src->strides);
             st = lt__backend_of(t)->copy(src, t);
-            lt__release_on_error(src);
+            lt__drop(src);
         }
         if (st != LT_OK) {
-            lt__release_on_error(v);
+            lt__drop(v);
             return st;
         }
     } else {
@@ -277,7 +277,7 @@ LT_API lt_status lt_contiguous(const lt_tensor *t, lt_tensor **out) {
     LT_TRY(lt__tensor_alloc(fn, t->shape, t->ndim, t->dtype, t->storage->device, &v));
     lt_status st = lt__backend_of(t)->copy(v, t);
     if (st != LT_OK) {
-        lt__release_on_error(v);
+        lt__drop(v);
         return st;
     }
     return lt__finish_view(fn, lt__identity_backward, t, v, NULL, out);
