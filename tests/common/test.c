@@ -2,6 +2,7 @@
 #include "test.h"
 
 int tt_failed_checks = 0;
+int tt_sentinel;
 static int tt_passed, tt_failed;
 static uint64_t tt_state = 0x9E3779B97F4A7C15ull;
 

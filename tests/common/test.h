@@ -47,6 +47,16 @@ extern int tt_failed_checks;
         }                                                                                                              \
     } while (0)
 
+/* CHECK_ERR for a call that returns a tensor through `out`: also checks that the failed call set *out to NULL
+ * (it is first set to a sentinel that is not NULL). */
+#define CHECK_ERR_OUT(call, out, st, fn)                                                                               \
+    do {                                                                                                               \
+        (out) = (lt_tensor *)&tt_sentinel;                                                                             \
+        CHECK_ERR(call, st, fn);                                                                                       \
+        CHECK((out) == NULL);                                                                                          \
+    } while (0)
+extern int tt_sentinel;
+
 /* Runs one test function, counting it as passed when it added no failed check. */
 #define RUN(test)                                                                                                      \
     do {                                                                                                               \

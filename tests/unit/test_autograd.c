@@ -3,8 +3,7 @@
  * 100000-node chain, no leaks). Everything runs on core kernels except where a test says which op family it needs. */
 #include "test.h"
 
-static int sentinel_obj;
-#define SENTINEL ((lt_tensor *)&sentinel_obj)
+#define SENTINEL ((lt_tensor *)&tt_sentinel)
 
 static size_t bytes_in_use(void) {
     lt_alloc_stats s = {.struct_size = sizeof s};

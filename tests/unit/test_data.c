@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 static char g_dir[64];
-static int sentinel_obj;
+
 /* A non-NULL value stored in *out before a failing call, to see that the call resets it to NULL. */
-#define SENTINEL ((void *)&sentinel_obj)
+#define SENTINEL ((void *)&tt_sentinel)
 
 typedef struct path_buf {
     char s[512];

@@ -9,18 +9,6 @@
 #include <unistd.h>
 
 static const lt_device CUDA0 = {LT_CUDA, 0};
-static int sentinel_obj;
-/* A non-NULL value stored in *out before a failing call, to see that the call resets it to NULL. */
-#define SENTINEL ((lt_tensor *)&sentinel_obj)
-
-/* CHECK_ERR for a call that returns a tensor through `out`: also checks that *out was set to NULL. */
-#define CHECK_ERR_OUT(call, out, st, fn)                                                                               \
-    do {                                                                                                               \
-        (out) = SENTINEL;                                                                                              \
-        CHECK_ERR(call, st, fn);                                                                                       \
-        CHECK((out) == NULL);                                                                                          \
-    } while (0)
-
 /* CHECK_ERR for a call that may crash instead of failing (a NULL out pointer): it runs in a child process, so a
  * crash costs one failed check instead of the whole program. The child exits with 0 when the call failed with st
  * and a message naming fn, 99 when only the message is wrong, and 100 + the status when the status is wrong. */

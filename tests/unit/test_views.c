@@ -2,17 +2,6 @@
  * geometry (shape, strides, shared data), values against index arithmetic done here, and every error path. */
 #include "test.h"
 
-static int sentinel_obj;
-#define SENTINEL ((lt_tensor *)&sentinel_obj)
-
-/* CHECK_ERR for a call that returns a tensor through `out`: also checks that *out was set to NULL. */
-#define CHECK_ERR_OUT(call, out, st, fn)                                                                               \
-    do {                                                                                                               \
-        (out) = SENTINEL;                                                                                              \
-        CHECK_ERR(call, st, fn);                                                                                       \
-        CHECK((out) == NULL);                                                                                          \
-    } while (0)
-
 static bool same_dims(const lt_tensor *t, const int64_t *shape, const int64_t *strides, int ndim) {
     int64_t s[LT_MAX_DIMS], st[LT_MAX_DIMS];
     if (lt_tensor_ndim(t) != ndim || lt_tensor_shape(t, s) != LT_OK || lt_tensor_strides(t, st) != LT_OK) return false;
