@@ -1,192 +1,24 @@
 /* The main job: trains a small byte-level GPT on a text corpus with the libtrain C API, showing progress and
  * validation loss, then prints a sample. Defaults to the fortune-cookie database of Debian's `fortunes` package.
  * Uses only the public API: lt_tokenize_bytes to make a shard, lt_trainer for the loop, lt_gpt_sample at the end. */
-#include <libtrain/libtrain.h>
-
-#include "options.h"
-
-#include <ctype.h>
-#include <sys/stat.h>
-
-#define DEFAULT_CORPUS "/usr/share/games/fortunes"
-
-typedef struct args {
-    const char *data, *device, *cache_dir, *metrics, *prompt, *ckpt_dir, *resume;
-    int64_t ckpt_every, keep_last;
-    int64_t steps, batch, seq, layers, heads, embd, accum, warmup, eval_every, eval_batches, log_every, seed, threads;
-    int64_t sample_tokens, top_k;
-    double lr, min_lr, wd, clip, dropout, val_fraction, temperature;
-} args;
-
-/* Picks the device: "auto" is CUDA when this build has it and a GPU answers, else the CPU. */
-static int parse_device(const char *s, lt_device *dev) {
-    lt_tensor *probe = NULL;
-    if (strcmp(s, "cpu") == 0) {
-        *dev = LT_DEVICE_CPU;
-        return 0;
-    }
-    if (strcmp(s, "cuda") == 0 || strncmp(s, "cuda:", 5) == 0 || strcmp(s, "auto") == 0) {
-        lt_device cuda = {LT_CUDA, s[4] == ':' ? atoi(s + 5) : 0};
-        if (lt_tensor_empty(NULL, 0, LT_F32, cuda, &probe) == LT_OK) {
-            lt_tensor_release(probe);
-            *dev = cuda;
-            return 0;
-        }
-        if (strcmp(s, "auto") == 0) {
-            *dev = LT_DEVICE_CPU;
-            return 0;
-        }
-        fprintf(stderr, "train_gpt: --device %s: %s\n", s, lt_last_error());
-        return 2;
-    }
-    fprintf(stderr, "train_gpt: --device must be auto, cpu, cuda or cuda:N, not '%s'\n", s);
-    return 2;
-}
-
-/* A shard path for the corpus: an existing .bin file or a directory holding .bin files is used as it is; any
- * other file or directory is text, tokenized once into cache_dir (reused while the text is older than it). */
-static int prepare_data(const char *data, const char *cache_dir, char *shard, size_t n) {
-    struct stat st, sh;
-    if (stat(data, &st) != 0) {
-        fprintf(stderr, "train_gpt: cannot read --data %s: %s\n", data, strerror(errno));
-        return 2;
-    }
-    size_t len = strlen(data);
-    bool is_bin = S_ISREG(st.st_mode) && len > 4 && strcmp(data + len - 4, ".bin") == 0;
-    if (S_ISDIR(st.st_mode)) {
-        char probe[4096];
-        lt_dataset *ds = NULL;
-        snprintf(probe, sizeof probe, "%s", data);
-        is_bin = lt_dataset_open(probe, 65536, &ds) == LT_OK; /* a directory of shards opens as a dataset */
-        lt_dataset_free(ds);
-    }
-    if (is_bin) {
-        snprintf(shard, n, "%s", data);
-        return 0;
-    }
-    const char *base = strrchr(data, '/');
-    base = base && base[1] ? base + 1 : data;
-    if (mkdir(cache_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "train_gpt: cannot create --cache-dir %s: %s\n", cache_dir, strerror(errno));
-        return 2;
-    }
-    snprintf(shard, n, "%s/%s.bytes.bin", cache_dir, base);
-    if (stat(shard, &sh) == 0 && sh.st_mtime >= st.st_mtime) return 0;
-    printf("tokenizing %s into %s\n", data, shard);
-    if (lt_tokenize_bytes(data, shard) != LT_OK) {
-        fprintf(stderr, "train_gpt: %s\n", lt_last_error());
-        return 2;
-    }
-    return 0;
-}
-
-/* Prints sampled bytes as text, escaping what a terminal would not show. */
-static void print_sample(const int32_t *ids, int n) {
-    for (int i = 0; i < n; i++) {
-        int c = ids[i];
-        if (c == '\n' || c == '\t' || (c >= 32 && c < 127))
-            putchar(c);
-        else
-            printf("\\x%02x", c & 0xff);
-    }
-    putchar('\n');
-}
+#include "gpt_options.h"
 
 int main(int argc, char **argv) {
     lt_train_config cfg;
     lt_train_config_init(&cfg);
-    args a = {.data = DEFAULT_CORPUS,
-              .device = "auto",
-              .cache_dir = "data",
-              .prompt = "\n",
-              .steps = cfg.steps,
-              .batch = cfg.batch_size,
-              .seq = cfg.seq_len,
-              .layers = cfg.model.n_layer,
-              .heads = cfg.model.n_head,
-              .embd = cfg.model.n_embd,
-              .accum = cfg.grad_accum,
-              .warmup = cfg.warmup_steps,
-              .eval_every = cfg.eval_every,
-              .eval_batches = cfg.eval_batches,
-              .log_every = cfg.log_every,
-              .seed = (int64_t)cfg.seed,
-              .sample_tokens = 300,
-              .top_k = 40,
-              .lr = cfg.lr,
-              .min_lr = cfg.min_lr,
-              .wd = cfg.weight_decay,
-              .clip = cfg.grad_clip,
-              .val_fraction = cfg.val_fraction,
-              .temperature = 0.8,
-              .resume = "none",
-              .keep_last = cfg.keep_last};
-    const opt table[] = {
-        {"--data", OPT_STRING, &a.data, 0, 0, "text file, directory of text files, .bin shard or shard directory"},
-        {"--cache-dir", OPT_STRING, &a.cache_dir, 0, 0, "where tokenized text shards are kept"},
-        {"--device", OPT_STRING, &a.device, 0, 0, "auto, cpu, cuda or cuda:N"},
-        {"--steps", OPT_INT, &a.steps, 0, 1e9, "optimizer steps"},
-        {"--batch", OPT_INT, &a.batch, 1, 1e6, "sequences per micro-batch (B)"},
-        {"--seq", OPT_INT, &a.seq, 1, 1e6, "tokens per sequence (T, also the model's context)"},
-        {"--grad-accum", OPT_INT, &a.accum, 1, 1e6, "micro-batches per step"},
-        {"--layers", OPT_INT, &a.layers, 1, 1024, "Transformer blocks"},
-        {"--heads", OPT_INT, &a.heads, 1, 1024, "attention heads"},
-        {"--embd", OPT_INT, &a.embd, 1, 1e5, "model width (divisible by --heads)"},
-        {"--dropout", OPT_DOUBLE, &a.dropout, 0, 0.99, "dropout probability in training"},
-        {"--lr", OPT_DOUBLE, &a.lr, 0, 10, "peak learning rate"},
-        {"--min-lr", OPT_DOUBLE, &a.min_lr, 0, 10, "learning rate at the end of the cosine decay"},
-        {"--warmup", OPT_INT, &a.warmup, 0, 1e9, "linear warm-up steps"},
-        {"--weight-decay", OPT_DOUBLE, &a.wd, 0, 10, "AdamW weight decay (matrices only)"},
-        {"--clip", OPT_DOUBLE, &a.clip, 0, 1e6, "clip the gradient norm to this (0: off)"},
-        {"--val-fraction", OPT_DOUBLE, &a.val_fraction, 0, 0.9, "fraction of the tokens held out"},
-        {"--eval-every", OPT_INT, &a.eval_every, 0, 1e9, "steps between validations (0: only at the end)"},
-        {"--eval-batches", OPT_INT, &a.eval_batches, 0, 1e6, "batches per validation"},
-        {"--log-every", OPT_INT, &a.log_every, 1, 1e9, "steps between progress lines"},
-        {"--metrics", OPT_STRING, &a.metrics, 0, 0, "write metrics as JSON Lines to this file"},
-        {"--seed", OPT_INT, &a.seed, 0, 9e15, "seed for initialisation, data order, dropout and sampling"},
-        {"--threads", OPT_INT, &a.threads, 0, 1024, "CPU threads, 0 = all cores"},
-        {"--sample-tokens", OPT_INT, &a.sample_tokens, 0, 1e6, "bytes to sample after training"},
-        {"--prompt", OPT_STRING, &a.prompt, 0, 0, "text the sample starts from"},
-        {"--temperature", OPT_DOUBLE, &a.temperature, 1e-3, 100, "sampling temperature"},
-        {"--top-k", OPT_INT, &a.top_k, 0, 65536, "sample from the k likeliest bytes (0: all)"},
-        {"--ckpt-dir", OPT_STRING, &a.ckpt_dir, 0, 0, "save HDF5 checkpoints here (SIGTERM/SIGUSR1: save and exit 0)"},
-        {"--ckpt-every", OPT_INT, &a.ckpt_every, 0, 1e9, "steps between checkpoints (0: only at the end)"},
-        {"--keep-last", OPT_INT, &a.keep_last, 0, 1e6, "checkpoints kept in --ckpt-dir (0: all)"},
-        {"--resume", OPT_STRING, &a.resume, 0, 0, "auto (latest in --ckpt-dir, if any), none, or a checkpoint PATH"},
-    };
-    int rc = opt_parse(argc, argv, "Trains a small byte-level GPT on a text corpus, then samples from it.", table,
-                       (int)(sizeof table / sizeof table[0]));
+    args a;
+    gpt_args_init(&cfg, &a);
+    opt table[GPT_MAX_OPTIONS];
+    int n_opts = gpt_options(&a, table);
+    int rc =
+        opt_parse(argc, argv, "Trains a small byte-level GPT on a text corpus, then samples from it.", table, n_opts);
     if (rc) return rc == 1 ? 0 : rc;
 
     char shard[4096];
-    if ((rc = parse_device(a.device, &cfg.device)) || (rc = prepare_data(a.data, a.cache_dir, shard, sizeof shard)))
+    if ((rc = parse_device("train_gpt", a.device, &cfg.device)) ||
+        (rc = prepare_data("train_gpt", a.data, a.cache_dir, shard, sizeof shard)))
         return rc;
-    cfg.data_path = shard;
-    cfg.model.block_size = a.seq;
-    cfg.model.n_layer = a.layers;
-    cfg.model.n_head = a.heads;
-    cfg.model.n_embd = a.embd;
-    cfg.model.dropout = a.dropout;
-    cfg.seq_len = a.seq;
-    cfg.batch_size = a.batch;
-    cfg.grad_accum = a.accum;
-    cfg.steps = a.steps;
-    cfg.warmup_steps = a.warmup;
-    cfg.lr = a.lr;
-    cfg.min_lr = a.min_lr;
-    cfg.weight_decay = a.wd;
-    cfg.grad_clip = a.clip;
-    cfg.val_fraction = a.val_fraction;
-    cfg.eval_every = a.eval_every;
-    cfg.eval_batches = a.eval_batches;
-    cfg.log_every = a.log_every;
-    cfg.metrics_path = a.metrics;
-    cfg.seed = (uint64_t)a.seed;
-    cfg.threads = (int)a.threads;
-    cfg.ckpt_dir = a.ckpt_dir;
-    cfg.ckpt_every = a.ckpt_every;
-    cfg.keep_last = (int)a.keep_last;
-    cfg.resume = a.resume;
+    gpt_apply(&a, shard, &cfg);
     if (strcmp(a.resume, "auto") == 0 && !a.ckpt_dir) {
         fprintf(stderr, "train_gpt: --resume auto needs --ckpt-dir\n");
         return 2;

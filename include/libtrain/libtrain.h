@@ -5,6 +5,7 @@
 #include "ckpt.h"
 #include "core.h"
 #include "data.h"
+#include "dist.h"
 #include "nn.h"
 #include "ops.h"
 #include "optim.h"

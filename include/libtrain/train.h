@@ -5,6 +5,7 @@
 #define LIBTRAIN_TRAIN_H
 
 #include "data.h"
+#include "dist.h"
 #include "nn.h"
 #include "optim.h"
 
@@ -40,6 +41,13 @@ typedef struct lt_train_config {
     int64_t ckpt_every;   /* save every this many steps; 0: only at the end and on a stop signal */
     int keep_last;        /* checkpoints kept in ckpt_dir; <= 0 keeps all */
     const char *resume;   /* at create: NULL or "none" fresh, "auto" ckpt_dir's latest if any, or a file or directory */
+    /* Data parallelism (dist.h). Appended: a caller whose struct_size ends before them gets a single process.
+     * With dist, every rank creates a trainer with the same config: seed and parameters are rank 0's, each rank
+     * reads its part of every global batch (batch_size rows of world * batch_size), gradients are averaged once per
+     * step, the reported loss is the mean over ranks, and only rank 0 prints and writes metrics. Checkpoints with
+     * more than one rank are LT_ERR_UNSUPPORTED for now. CPU only (NCCL is not built yet). */
+    lt_dist *dist;        /* borrowed; NULL = one process. Must outlive the trainer */
+    int64_t bucket_bytes; /* gradient all-reduce bucket; 0: LT_DIST_DEFAULT_BUCKET_BYTES */
 } lt_train_config;
 
 /* Fills c with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4 layers, 4 heads, 128 wide),
@@ -51,11 +59,11 @@ LT_API void lt_train_config_init(lt_train_config *c);
 /* What one optimizer step did. */
 typedef struct lt_train_stats {
     size_t struct_size;
-    int64_t step;         /* 1-based index of the step just taken */
-    double loss;          /* mean training loss over the step's micro-batches */
-    double lr, grad_norm; /* the rate used and the gradient norm before clipping */
-    double step_seconds;  /* wall time of the step */
-    double tokens_per_second;
+    int64_t step;             /* 1-based index of the step just taken */
+    double loss;              /* mean training loss over the step's micro-batches */
+    double lr, grad_norm;     /* the rate used and the gradient norm before clipping */
+    double step_seconds;      /* wall time of the step */
+    double tokens_per_second; /* over all ranks */
 } lt_train_stats;
 
 typedef struct lt_trainer lt_trainer;
@@ -75,7 +83,8 @@ LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss);
 /* Runs the remaining steps with progress, validation and metrics, then a final validation; with ckpt_dir, saves every
  * ckpt_every steps and at the end. While it runs, SIGTERM or SIGUSR1 (handlers installed here, the caller's restored
  * on return) make it save at the next step boundary and return LT_OK early: compare lt_trainer_steps_done with the
- * config's steps. A resumed trainer (config resume) continues from its checkpoint's step. */
+ * config's steps. A resumed trainer (config resume) continues from its checkpoint's step. With config->dist, the
+ * stop flag is agreed at every step boundary (an all-reduce, MAX), so a signal to any rank stops all at one step. */
 LT_API lt_status lt_trainer_run(lt_trainer *t);
 /* The model, borrowed. */
 LT_API lt_gpt *lt_trainer_model(lt_trainer *t);

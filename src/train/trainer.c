@@ -1,6 +1,6 @@
-/* The training loop behind examples/train_gpt and the Python Trainer: data -> GPT -> loss -> backward -> clip ->
- * AdamW, with progress lines, periodic validation and JSON Lines metrics. Each micro-batch runs in its own scope,
- * so a step leaves nothing behind but gradients and optimizer state. */
+/* The training loop behind examples/train_gpt, examples/pretrain and the Python Trainer: data -> GPT -> loss ->
+ * backward -> (all-reduce) -> clip -> AdamW, with progress lines, periodic validation and JSON Lines metrics. Each
+ * micro-batch runs in its own scope, so a step leaves nothing behind but gradients and optimizer state. */
 #include "core/error.h"
 #include "libtrain/ckpt.h"
 #include "tensor/tensor_impl.h"
@@ -86,7 +86,7 @@ static lt_status lt__open_data(const char *fn, lt_trainer *t) {
     int64_t n = lt_dataset_tokens(t->data);
     int64_t nval = (int64_t)((double)n * c->val_fraction);
     LT_TRY(lt_dataset_slice(t->data, 0, n - nval, &t->train));
-    lt_status st = lt_loader_create(t->train, c->batch_size, c->seq_len, c->seed, 0, 1, &t->train_loader);
+    lt_status st = lt_loader_create(t->train, c->batch_size, c->seq_len, c->seed, t->rank, t->world, &t->train_loader);
     if (st != LT_OK)
         return lt__err(st, "%s: training split of %s (%lld tokens): %s", fn, c->data_path, (long long)(n - nval),
                        lt_last_error());
@@ -119,6 +119,46 @@ static lt_status lt__resume_from_config(const char *fn, lt_trainer *t, bool *res
     return LT_OK;
 }
 
+/* Data parallelism: what the trainer cannot do with more than one rank yet, and rank 0's seed for everyone (the
+ * data order and the dropout streams derive from it). Each rank prints and writes metrics only on rank 0. */
+static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
+    lt_train_config *c = &t->cfg;
+    t->rank = lt_dist_rank(c->dist);
+    t->world = lt_dist_world(c->dist);
+    if (t->world == 1) return LT_OK;
+    if (c->device.type != LT_CPU)
+        return lt__err(LT_ERR_UNSUPPORTED,
+                       "%s: data parallelism on a GPU needs NCCL, which is not built yet; use the CPU", fn);
+    if (c->ckpt_dir || (c->resume && strcmp(c->resume, "none") != 0))
+        return lt__err(LT_ERR_UNSUPPORTED,
+                       "%s: checkpoints with %d ranks are not supported yet (the format holds one rank's state); "
+                       "unset ckpt_dir and resume",
+                       fn, t->world);
+    LT_TRY(lt_dist_broadcast(c->dist, &c->seed, sizeof c->seed, 0));
+    if (t->rank != 0) {
+        c->progress = LT_PROGRESS_NONE;
+        c->metrics_path = NULL;
+    }
+    return LT_OK;
+}
+
+/* Every rank learns whether every other created its trainer (st is this rank's result), before anything collective
+ * follows, so that one rank's bad file fails every rank instead of leaving them waiting in a broadcast. */
+static lt_status lt__dist_agree_created(const char *fn, lt_trainer *t, lt_status st) {
+    double first_failed = st == LT_OK ? (double)t->world : (double)t->rank;
+    lt_status rs = lt_dist_allreduce_scalar(t->cfg.dist, &first_failed, LT_DIST_MIN);
+    if (st != LT_OK) return st;
+    if (rs != LT_OK) return rs;
+    if (first_failed < (double)t->world)
+        return lt__err(LT_ERR_STATE, "%s: rank %d failed to create its trainer (its message is on its stderr)", fn,
+                       (int)first_failed);
+    /* Ranks may have been started with different seeds: rank 0's parameters win. Dropout masks must differ
+     * between ranks, as they would between the rows of one big batch. */
+    LT_TRY(lt_dist_broadcast_params(t->cfg.dist, lt_gpt_params(t->model)));
+    lt_gpt_rng(t->model)->seed ^= (uint64_t)t->rank * 0x9E3779B97F4A7C15ull;
+    return LT_OK;
+}
+
 LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **out) {
     static const char *fn = "lt_trainer_create";
     LT_CHECK_NOT_NULL(fn, out);
@@ -131,8 +171,14 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
     t->cfg.struct_size = sizeof t->cfg;
     t->last_saved = -1;
     const lt_train_config *c = &t->cfg;
+    t->world = 1;
+    lt_status st = lt__dist_prepare(fn, t);
+    if (st != LT_OK) {
+        lt_trainer_free(t);
+        return st;
+    }
     t->live = c->progress == LT_PROGRESS_LIVE || (c->progress == LT_PROGRESS_AUTO && isatty(STDOUT_FILENO));
-    lt_status st = lt_set_num_threads(c->threads);
+    st = lt_set_num_threads(c->threads);
     if (st == LT_OK) st = lt__open_data(fn, t);
     if (st == LT_OK) st = lt_gpt_create(&c->model, c->dtype, c->device, c->seed, &t->model);
     if (st == LT_OK) {
@@ -150,6 +196,7 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
         t->metrics = fopen(c->metrics_path, resumed ? "a" : "w"); /* a resumed run continues its metrics */
         if (!t->metrics) st = lt__err(LT_ERR_IO, "%s: cannot write metrics to %s", fn, c->metrics_path);
     }
+    if (t->world > 1) st = lt__dist_agree_created(fn, t, st);
     if (st != LT_OK) {
         lt_trainer_free(t);
         return st;
@@ -203,6 +250,10 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
     LT_TRY(lt_optim_set_lr(t->opt, lr));
     LT_TRY(lt_params_zero_grad(p));
     for (int64_t k = 0; k < c->grad_accum; k++) LT_TRY(lt__micro_step(t, &loss_sum));
+    if (t->world > 1) { /* once per step: the micro-batches only accumulate locally */
+        LT_TRY(lt_dist_allreduce_grads(c->dist, p, c->bucket_bytes));
+        LT_TRY(lt_dist_allreduce_scalar(c->dist, &loss_sum, LT_DIST_MEAN));
+    }
     LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));
     LT_TRY(lt_optim_step(t->opt));
     double dt = lt__now() - t0;
@@ -217,8 +268,8 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
                                   .lr = lr,
                                   .grad_norm = norm,
                                   .step_seconds = dt,
-                                  .tokens_per_second =
-                                      (double)(c->batch_size * c->seq_len * c->grad_accum) / (dt > 0 ? dt : 1e-9)};
+                                  .tokens_per_second = (double)(c->batch_size * c->seq_len * c->grad_accum * t->world) /
+                                                       (dt > 0 ? dt : 1e-9)};
     }
     return LT_OK;
 }
@@ -266,8 +317,8 @@ static void lt__fmt_duration(char *buf, size_t n, double s) {
 
 static void lt__report_step(lt_trainer *t, const lt_train_stats *s, bool line) {
     const lt_train_config *c = &t->cfg;
-    double tok_s =
-        (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum) / (t->seconds > 0 ? t->seconds : 1);
+    double tok_s = (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum * t->world) /
+                   (t->seconds > 0 ? t->seconds : 1);
     char eta[32];
     lt__fmt_duration(eta, sizeof eta, t->seconds / (double)t->steps_done * (double)(c->steps - t->steps_done));
     if (t->metrics) {
@@ -326,8 +377,11 @@ static lt_status lt__run_loop(lt_trainer *t) {
     bool validate = t->val_loader != NULL;
     if (validate && t->steps_done == 0) LT_TRY(lt__validate_and_report(t));
     while (t->steps_done < c->steps) {
-        if (lt__stop_requested) {
-            int sig = (int)lt__stop_requested;
+        double stop = (double)lt__stop_requested;
+        /* A signal may reach one rank only: every rank takes the largest flag, so all stop after the same step. */
+        if (t->world > 1) LT_TRY(lt_dist_allreduce_scalar(c->dist, &stop, LT_DIST_MAX));
+        if (stop != 0) {
+            int sig = (int)stop;
             LT_TRY(lt__save_if(t, true));
             if (c->progress != LT_PROGRESS_NONE) {
                 printf("%sstopped by signal %d after step %lld/%lld%s\n", t->live ? "\r\033[K" : "", sig,
@@ -347,7 +401,7 @@ static lt_status lt__run_loop(lt_trainer *t) {
     if (validate) LT_TRY(lt__validate_and_report(t));
     LT_TRY(lt__save_if(t, true));
     if (c->progress != LT_PROGRESS_NONE && t->steps_done > 0) {
-        double tokens = (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum);
+        double tokens = (double)(t->steps_done * c->batch_size * c->seq_len * c->grad_accum * t->world);
         printf("done: %lld steps in %.1f s (%.0f tokens/s), final training loss %.4f\n", (long long)t->steps_done,
                t->seconds, tokens / (t->seconds > 0 ? t->seconds : 1), t->last_loss);
         fflush(stdout);

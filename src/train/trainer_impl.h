@@ -19,6 +19,7 @@ struct lt_trainer {
     double seconds; /* training wall time so far */
     double last_loss;
     int64_t last_saved; /* steps_done at the last checkpoint saved or resumed from; -1 for none */
+    int rank, world;    /* from cfg.dist: 0 and 1 for a single process */
 };
 
 #endif
