@@ -8,7 +8,7 @@ static bool launched_by_mpirun(void) { return getenv("OMPI_COMM_WORLD_SIZE") || 
 
 int main(int argc, char **argv) {
     lt_train_config cfg;
-    lt_train_config_init(&cfg);
+    lt_train_config_init(&cfg, sizeof cfg);
     args a;
     gpt_args_init(&cfg, &a);
     bool dist_flag = false;

@@ -5,7 +5,7 @@
 
 int main(int argc, char **argv) {
     lt_train_config cfg;
-    lt_train_config_init(&cfg);
+    lt_train_config_init(&cfg, sizeof cfg);
     args a;
     gpt_args_init(&cfg, &a);
     opt table[GPT_MAX_OPTIONS];

@@ -21,7 +21,7 @@ typedef enum lt_progress {
 } lt_progress;
 
 typedef struct lt_train_config {
-    size_t struct_size; /* sizeof(lt_train_config); lt_train_config_init sets it */
+    size_t struct_size; /* the caller's sizeof(lt_train_config); lt_train_config_init sets it */
     lt_gpt_config model;
     lt_dtype dtype; /* parameter dtype: f32 (or f64 for checks) */
     lt_device device;
@@ -50,11 +50,12 @@ typedef struct lt_train_config {
     int64_t bucket_bytes; /* gradient all-reduce bucket; 0: LT_DIST_DEFAULT_BUCKET_BYTES */
 } lt_train_config;
 
-/* Fills c with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4 layers, 4 heads, 128 wide),
- * B 16, AdamW lr 3e-3 warm-up 50 then cosine to 3e-4 over 600 steps, betas (0.9, 0.95), wd 0.1, clip 1.0,
- * validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO; no checkpoints (keep_last
- * 3 once ckpt_dir is set). */
-LT_API void lt_train_config_init(lt_train_config *c);
+/* Fills the first struct_size bytes of c (pass sizeof *c; a program built against an older, shorter struct passes
+ * its size and is never written past it) with defaults: the small byte-level GPT of the README (vocab 256, T 128, 4
+ * layers, 4 heads, 128 wide), B 16, AdamW lr 3e-3 warm-up 50 then cosine to 3e-4 over 600 steps, betas (0.9, 0.95), wd
+ * 0.1, clip 1.0, validation every 100 steps on 20 batches, 5% held out, f32 on the CPU, progress AUTO; no checkpoints
+ * (keep_last 3 once ckpt_dir is set). */
+LT_API void lt_train_config_init(lt_train_config *c, size_t struct_size);
 
 /* What one optimizer step did. */
 typedef struct lt_train_stats {

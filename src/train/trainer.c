@@ -14,10 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-LT_API void lt_train_config_init(lt_train_config *c) {
-    if (!c) return;
+/* Fills a full-size local config and copies as much of it as the caller's struct holds, so a program built against
+ * an older, shorter lt_train_config is never written past its end. */
+LT_API void lt_train_config_init(lt_train_config *out, size_t struct_size) {
+    if (!out || struct_size < sizeof(size_t)) return;
+    lt_train_config full, *c = &full;
     memset(c, 0, sizeof *c);
-    c->struct_size = sizeof *c;
     c->model = (lt_gpt_config){.struct_size = sizeof(lt_gpt_config),
                                .vocab_size = 256,
                                .block_size = 128,
@@ -45,6 +47,8 @@ LT_API void lt_train_config_init(lt_train_config *c) {
     c->log_every = 10;
     c->progress = LT_PROGRESS_AUTO;
     c->keep_last = 3;
+    c->struct_size = struct_size < sizeof *c ? struct_size : sizeof *c;
+    memcpy(out, c, c->struct_size);
 }
 
 static double lt__now(void) {

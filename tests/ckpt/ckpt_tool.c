@@ -13,7 +13,7 @@ static int fail(const char *what) {
 }
 
 static void tiny_config(lt_train_config *c, const char *shard, int64_t steps) {
-    lt_train_config_init(c);
+    lt_train_config_init(c, sizeof *c);
     c->data_path = shard;
     c->model.block_size = 16;
     c->model.n_layer = 2;

@@ -10,7 +10,7 @@ static const char *g_dir;
 static char g_shard[4096], g_good[4096];
 
 static void tiny(lt_train_config *c) {
-    lt_train_config_init(c);
+    lt_train_config_init(c, sizeof *c);
     c->data_path = g_shard;
     c->model.block_size = 16;
     c->model.n_layer = 2;

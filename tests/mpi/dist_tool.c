@@ -16,7 +16,7 @@ static int fail(int rank, const char *what) {
 
 /* A tiny model and a schedule short enough for seconds per test; dropout 0 so ranks and batch splits agree. */
 static void tiny_config(lt_train_config *c, const char *shard, lt_dtype dtype) {
-    lt_train_config_init(c);
+    lt_train_config_init(c, sizeof *c);
     c->data_path = shard;
     c->model.block_size = 16;
     c->model.n_layer = 1;

@@ -2,6 +2,7 @@
  * run stops where it should, and every error path of train.h, including bad data, comes back as a status. */
 #include "test.h"
 
+#include <stddef.h>
 #include <unistd.h>
 
 static char dir[64], text[128], shard[128];
@@ -20,7 +21,7 @@ static void make_corpus(void) {
 
 static lt_train_config tiny(void) {
     lt_train_config c;
-    lt_train_config_init(&c);
+    lt_train_config_init(&c, sizeof c);
     c.data_path = shard;
     c.model.block_size = c.seq_len = 16;
     c.model.n_layer = 1;
@@ -134,8 +135,25 @@ static void test_errors(void) {
     lt_trainer_free(NULL);
 }
 
+/* A caller built against an older, shorter struct passes its size: nothing past it is written. */
+static void test_config_init_respects_size(void) {
+    unsigned char buf[sizeof(lt_train_config) + 16];
+    memset(buf, 0xAB, sizeof buf);
+    size_t old = offsetof(lt_train_config, ckpt_dir);
+    lt_train_config_init((lt_train_config *)buf, old);
+    lt_train_config *c = (lt_train_config *)buf;
+    CHECK(c->struct_size == old && c->steps == 600 && c->batch_size == 16);
+    bool untouched = true;
+    for (size_t i = old; i < sizeof buf; i++) untouched = untouched && buf[i] == 0xAB;
+    CHECK(untouched);
+    lt_train_config full;
+    lt_train_config_init(&full, sizeof full);
+    CHECK(full.struct_size == sizeof full && full.keep_last == 3);
+}
+
 int main(void) {
     make_corpus();
+    RUN(test_config_init_respects_size);
     RUN(test_short_run_learns);
     RUN(test_deterministic_and_run);
     RUN(test_errors);
