@@ -83,16 +83,31 @@ static int prepare_data(const char *prog, const char *data, const char *cache_di
     return 0;
 }
 
-/* Prints sampled bytes as text, escaping what a terminal would not show. */
-static void print_sample(const int32_t *ids, int n) {
-    for (int i = 0; i < n; i++) {
-        int c = ids[i];
-        if (c == '\n' || c == '\t' || (c >= 32 && c < 127))
-            putchar(c);
-        else
-            printf("\\x%02x", c & 0xff);
+/* Samples a->sample_tokens bytes after a->prompt from the trained model and prints them as text, escaping what a
+ * terminal would not show. Returns the library's status (its message is in lt_last_error()). */
+static lt_status print_sample(lt_trainer *trainer, args *a, uint64_t seed) {
+    if (a->sample_tokens <= 0) return LT_OK;
+    int n_prompt = (int)strlen(a->prompt);
+    if (n_prompt == 0) a->prompt = "\n", n_prompt = 1;
+    int n = n_prompt + (int)a->sample_tokens;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
+    if (!ids) return LT_ERR_OOM;
+    for (int i = 0; i < n_prompt; i++) ids[i] = (unsigned char)a->prompt[i];
+    lt_status st = lt_gpt_sample(lt_trainer_model(trainer), ids, n_prompt, (int)a->sample_tokens, a->temperature,
+                                 (int)a->top_k, seed, ids);
+    if (st == LT_OK) {
+        printf("--- sample (temperature %.2f, top-k %d) ---\n", a->temperature, (int)a->top_k);
+        for (int i = 0; i < n; i++) {
+            int c = ids[i];
+            if (c == '\n' || c == '\t' || (c >= 32 && c < 127))
+                putchar(c);
+            else
+                printf("\\x%02x", c & 0xff);
+        }
+        putchar('\n');
     }
-    putchar('\n');
+    free(ids);
+    return st;
 }
 
 /* The defaults of every shared option, from cfg (filled by lt_train_config_init). */

@@ -54,7 +54,6 @@ int main(int argc, char **argv) {
     }
 
     lt_trainer *trainer = NULL;
-    int32_t *ids = NULL;
     int status = 1;
     bool created = false;
     if (lt_trainer_create(&cfg, &trainer) != LT_OK) goto fail; /* every rank learns of any rank's failure here */
@@ -70,18 +69,7 @@ int main(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (a.sample_tokens > 0 && rank == 0) {
-        int n_prompt = (int)strlen(a.prompt);
-        if (n_prompt == 0) a.prompt = "\n", n_prompt = 1;
-        ids = malloc(sizeof(int32_t) * (size_t)(n_prompt + a.sample_tokens));
-        if (!ids) goto fail;
-        for (int i = 0; i < n_prompt; i++) ids[i] = (unsigned char)a.prompt[i];
-        if (lt_gpt_sample(lt_trainer_model(trainer), ids, n_prompt, (int)a.sample_tokens, a.temperature, (int)a.top_k,
-                          cfg.seed, ids) != LT_OK)
-            goto fail;
-        printf("--- sample (temperature %.2f, top-k %d) ---\n", a.temperature, (int)a.top_k);
-        print_sample(ids, n_prompt + (int)a.sample_tokens);
-    }
+    if (rank == 0 && print_sample(trainer, &a, cfg.seed) != LT_OK) goto fail;
     status = 0;
     goto done;
 fail:
@@ -90,7 +78,6 @@ fail:
      * the next all-reduce, so end the whole job. A failed create is already known to every rank. */
     if (created && world > 1) lt_dist_abort(dist, 1);
 done:
-    free(ids);
     lt_trainer_free(trainer);
     lt_dist_free(dist);
     return status;

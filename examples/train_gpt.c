@@ -25,7 +25,6 @@ int main(int argc, char **argv) {
     }
 
     lt_trainer *trainer = NULL;
-    int32_t *ids = NULL;
     int status = 1;
     if (lt_trainer_create(&cfg, &trainer) != LT_OK) goto fail;
     printf("train_gpt: %lld parameters, %d layers, %d heads, width %d, context %d, on %s (libtrain %s)\n",
@@ -38,22 +37,10 @@ int main(int argc, char **argv) {
         lt_trainer_free(trainer);
         return 0;
     }
-    if (a.sample_tokens > 0) {
-        int n_prompt = (int)strlen(a.prompt);
-        if (n_prompt == 0) a.prompt = "\n", n_prompt = 1;
-        ids = malloc(sizeof(int32_t) * (size_t)(n_prompt + a.sample_tokens));
-        if (!ids) goto fail;
-        for (int i = 0; i < n_prompt; i++) ids[i] = (unsigned char)a.prompt[i];
-        if (lt_gpt_sample(lt_trainer_model(trainer), ids, n_prompt, (int)a.sample_tokens, a.temperature, (int)a.top_k,
-                          cfg.seed, ids) != LT_OK)
-            goto fail;
-        printf("--- sample (temperature %.2f, top-k %d) ---\n", a.temperature, (int)a.top_k);
-        print_sample(ids, n_prompt + (int)a.sample_tokens);
-    }
+    if (print_sample(trainer, &a, cfg.seed) != LT_OK) goto fail;
     status = 0;
 fail:
     if (status) fprintf(stderr, "train_gpt: %s\n", lt_last_error());
-    free(ids);
     lt_trainer_free(trainer);
     return status;
 }
