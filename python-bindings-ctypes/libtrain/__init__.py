@@ -25,7 +25,7 @@ from .tensor import (Device, Generator, Tensor, arange, bfloat16, cat, dtype, em
 from .dlpack import from_dlpack
 from .params import ParameterSet
 from . import data, functional, nn, optim
-from .train import TrainConfig, Trainer, TrainStats
+from .train import TrainConfig, Trainer, TrainStats, validate_checkpoint
 from ._lib import C as _C
 
 __version__ = "0.1.0"

@@ -73,7 +73,9 @@ class lt_train_config(Structure):
                 ("eval_every", c_int64), ("eval_batches", c_int64), ("log_every", c_int64),
                 ("progress", c_int), ("metrics_path", c_char_p), ("threads", c_int),
                 # checkpoints (ckpt.h), appended to the C struct
-                ("ckpt_dir", c_char_p), ("ckpt_every", c_int64), ("keep_last", c_int), ("resume", c_char_p)]
+                ("ckpt_dir", c_char_p), ("ckpt_every", c_int64), ("keep_last", c_int), ("resume", c_char_p),
+                # data parallelism (dist.h), appended to the C struct; lt_train_config_init writes them too
+                ("dist", c_void_p), ("bucket_bytes", c_int64)]
 
 
 class lt_ckpt_info(Structure):
@@ -222,7 +224,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_loader_set_state": (STATUS, [H, POINTER(lt_loader_state)]),
     "lt_loader_batches_per_epoch": (c_int64, [H]),
     # train.h
-    "lt_train_config_init": (None, [POINTER(lt_train_config)]),
+    "lt_train_config_init": (None, [POINTER(lt_train_config), c_size_t]),
     "lt_trainer_create": (STATUS, [POINTER(lt_train_config), HP]),
     "lt_trainer_free": (None, [H]),
     "lt_trainer_step": (STATUS, [H, POINTER(lt_train_stats)]),
@@ -241,6 +243,11 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
 DELIBERATELY_UNBOUND: Dict[str, str] = {
     "lt_scope_begin": "scopes are C autorelease pools; Python owns every tensor by refcount, outside any scope",
     "lt_scope_end": "see lt_scope_begin",
+    # dist.h (data parallelism over MPI, in progress): a Python MPI communicator (mpi4py) cannot be handed through
+    # ctypes portably; multi-process training runs the C trainer (examples/pretrain). TrainConfig.dist stays NULL.
+    **{f"lt_dist_{n}": "dist.h: MPI data parallelism is driven from C, not from these bindings (for now)"
+       for n in ("init_mpi", "free", "rank", "world", "local_rank", "allreduce_grads", "broadcast_params",
+                 "check_params_equal", "allreduce_scalar", "broadcast", "barrier", "abort")},
 }
 
 # ---- Loading ----

@@ -4,8 +4,8 @@ runs exactly once (or the capsule's destructor runs it when no consumer took the
 "dltensor" capsule (DLPack 0.x, what NumPy 1.24 and torch 1.13 take) and, when the consumer asks with
 max_version >= (1, 0), the versioned "dltensor_versioned" capsule are produced.
 
-Import (``libtrain.from_dlpack``) COPIES for now: sharing needs a C entry that wraps external memory with a deleter
-(lt_tensor_from_blob), which the C library does not export yet.
+Import (``libtrain.from_dlpack``) shares too, for CPU producers: the DLManagedTensor is wrapped with
+lt_tensor_from_blob, and the producer's deleter runs exactly once, when the last libtrain tensor viewing it dies.
 
 This module uses only CPython's capsule API through ctypes.pythonapi; the libtrain calls go through _lib.
 """
@@ -16,13 +16,15 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int32, c_i
                     c_uint64, c_void_p, py_object)
 from typing import Any, Dict, Optional, Tuple
 
-import numpy as np
 
+from . import _lib
 from ._lib import C
 from .errors import ArgumentError, DTypeError, UnsupportedError
-from .tensor import Tensor, dtype, from_numpy, _TO_NUMPY
+from .tensor import Device, Tensor, dtype, _new
 
 __all__ = ["to_dlpack", "from_dlpack"]
+
+_FLAG_READ_ONLY = 1  # DLPACK_FLAG_BITMASK_READ_ONLY
 
 kDLCPU, kDLCUDA = 1, 2
 kDLInt, kDLUInt, kDLFloat, kDLBfloat = 0, 1, 2, 4
@@ -123,45 +125,102 @@ def to_dlpack(t: Tensor, max_version: Optional[Tuple[int, int]] = None, copy: Op
     return _api.PyCapsule_New(addr, ctypes.addressof(name), ctypes.cast(_capsule_destructor, c_void_p).value)
 
 
-def from_dlpack(x: Any) -> Tensor:
-    """A Tensor with the contents of any object that implements __dlpack__ (a NumPy array, a torch tensor, ...).
+#: managed-struct address -> (versioned, producer object) for every imported capsule whose libtrain tensor lives.
+_IMPORTS: Dict[int, Tuple[bool, Any]] = {}
 
-    COPIES for now (see the module docstring); CPU memory only. A libtrain Tensor is returned as it is."""
+
+@_lib.DELETER
+def _import_deleter(ctx: int, _imports: Dict[int, Tuple[bool, Any]] = _IMPORTS) -> None:
+    # lt_tensor_from_blob's deleter: runs once, when the last libtrain tensor viewing the memory is released. It
+    # calls the producer's deleter, exactly once. A module-level callback, so it outlives every tensor.
+    entry = _imports.pop(ctx, None)  # bound as a default: still reachable while the interpreter shuts down
+    if entry is None:
+        return
+    m: Any = (DLManagedTensorVersioned if entry[0] else DLManagedTensor).from_address(ctx)
+    if m.deleter:
+        m.deleter(ctx)
+
+
+def live_imports() -> int:
+    """How many imported DLPack tensors still hold their producer's memory (for tests)."""
+    return len(_IMPORTS)
+
+
+def _capsule(x: Any) -> Tuple[Any, bool]:
+    """x.__dlpack__(), asking for a versioned capsule first; returns (capsule, versioned)."""
+    try:
+        cap = x.__dlpack__(max_version=(1, 0))
+    except TypeError:  # a DLPack 0.x producer (NumPy < 2, torch < 2.3): no max_version keyword
+        cap = x.__dlpack__()
+    if _api.PyCapsule_IsValid(id(cap), _NAME_V):
+        return cap, True
+    if _api.PyCapsule_IsValid(id(cap), _NAME):
+        return cap, False
+    raise ArgumentError("from_dlpack: __dlpack__ did not return a 'dltensor' capsule (or it was already used)")
+
+
+def from_dlpack(x: Any) -> Tensor:
+    """A Tensor that SHARES the memory of any CPU object implementing __dlpack__ (a NumPy array, a torch tensor,
+    ...): no copy, writes through either side are seen by both, and the producer's deleter runs exactly once, when
+    the last libtrain tensor viewing the memory dies (views, results of in-place ops, etc. keep it alive).
+
+    Both the versioned ("dltensor_versioned", asked for first) and the unversioned ("dltensor") capsule are taken;
+    the capsule is renamed "used_..." as the DLPack spec requires. A versioned capsule flagged read-only is copied
+    instead (libtrain tensors are writable). Non-CPU memory raises UnsupportedError; dtypes libtrain lacks (int8,
+    bool, complex, vector lanes) raise DTypeError; negative strides raise ArgumentError (from lt_tensor_from_blob).
+    On any error the capsule is left unconsumed, so its destructor releases the producer's memory. A libtrain Tensor
+    is returned as it is."""
     if isinstance(x, Tensor):
         return x
     if not hasattr(x, "__dlpack__"):
         raise ArgumentError(f"from_dlpack: {type(x).__name__} has no __dlpack__")
-    if hasattr(x, "__dlpack_device__") and tuple(x.__dlpack_device__())[0] != kDLCPU:
-        raise UnsupportedError("from_dlpack: only CPU memory can be imported (the copy path reads host memory)")
-    capsule = x.__dlpack__()
-    capsule_addr = id(capsule)
-    if not _api.PyCapsule_IsValid(capsule_addr, _NAME):
-        raise ArgumentError("from_dlpack: __dlpack__ did not return a 'dltensor' capsule (or it was already used)")
-    addr = _api.PyCapsule_GetPointer(capsule_addr, _NAME)
-    m = DLManagedTensor.from_address(addr)
+    if hasattr(x, "__dlpack_device__"):
+        dev_type = int(tuple(x.__dlpack_device__())[0])
+        if dev_type != kDLCPU:
+            raise UnsupportedError(f"from_dlpack: only CPU memory can be imported (DLPack device type {dev_type}; "
+                                   f"move it to the CPU first, e.g. x.cpu())")
+    capsule, versioned = _capsule(x)
+    name = _NAME_V if versioned else _NAME
+    addr = _api.PyCapsule_GetPointer(id(capsule), name)
+    m: Any = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(addr)
     dl = m.dl_tensor
+    if dl.device.device_type != kDLCPU:
+        raise UnsupportedError(f"from_dlpack: only CPU memory can be imported (DLPack device type "
+                               f"{dl.device.device_type})")
     key = (dl.dtype.code, dl.dtype.bits)
     if dl.dtype.lanes != 1 or key not in _FROM_CODES:
-        raise DTypeError(f"from_dlpack: unsupported DLPack dtype code {dl.dtype.code} bits {dl.dtype.bits}")
+        raise DTypeError(f"from_dlpack: unsupported DLPack dtype (code {dl.dtype.code}, bits {dl.dtype.bits}, lanes "
+                         f"{dl.dtype.lanes}); libtrain takes float16/32/64, bfloat16, int32/64, uint8/16")
     d = _FROM_CODES[key]
-    shape = tuple(dl.shape[i] for i in range(dl.ndim))
-    item = dl.dtype.bits // 8
-    if dl.strides:
-        strides = tuple(dl.strides[i] * item for i in range(dl.ndim))
-    else:
-        strides = tuple(int(s) for s in np.cumprod((1,) + shape[::-1])[:-1][::-1] * item) if shape else ()
+    ndim = int(dl.ndim)
+    if ndim > _lib.LT_MAX_DIMS:
+        raise ArgumentError(f"from_dlpack: {ndim} dims, at most {_lib.LT_MAX_DIMS}")
+    shape = [int(dl.shape[i]) for i in range(ndim)]
+    strides = [int(dl.strides[i]) for i in range(ndim)] if dl.strides else None
+    data = (dl.data or 0) + int(dl.byte_offset)
+    if versioned and m.flags & _FLAG_READ_ONLY:
+        return _copy_and_release(capsule, m, addr, d, shape, strides, data)
+    _IMPORTS[addr] = (versioned, None)
     try:
-        if d == dtype.bfloat16:
-            raise UnsupportedError("from_dlpack: bfloat16 import is not supported yet")
-        npd = np.dtype(_TO_NUMPY[d])
+        out = _new(C.lt_tensor_from_blob, data or None, _lib.int64_array(shape), _lib.int64_array(strides), ndim,
+                   int(d), Device("cpu")._c(), ctypes.cast(_import_deleter, c_void_p), addr)
+    except BaseException:
+        _IMPORTS.pop(addr, None)  # on failure lt_tensor_from_blob does not call the deleter; the capsule still owns it
+        raise
+    # The tensor owns the memory now: the capsule's destructor must not release it too.
+    _api.PyCapsule_SetName(capsule, _USED_V if versioned else _USED)
+    return out
 
-        class _View:
-            __array_interface__ = {"version": 3, "shape": shape, "typestr": npd.str,
-                                   "data": ((dl.data or 0) + dl.byte_offset, True), "strides": strides}
-        arr = np.asarray(_View()) if np.prod(shape, dtype=np.int64) > 0 else np.empty(shape, npd)
-        out = from_numpy(arr)  # copies
+
+def _copy_and_release(capsule: Any, m: Any, addr: int, d: dtype, shape: Any, strides: Any, data: int) -> Tensor:
+    """The copy path (read-only producers): a new tensor with the values, then the producer's memory is released."""
+    try:
+        view = _new(C.lt_tensor_from_blob, data or None, _lib.int64_array(shape), _lib.int64_array(strides),
+                    len(shape), int(d), Device("cpu")._c(), None, None)
+        out = view.clone()  # the copy, while the producer's memory is certainly alive
+        del view
     finally:
-        _api.PyCapsule_SetName(capsule, _USED)
+        _api.PyCapsule_SetName(capsule, _USED_V)
         if m.deleter:
             m.deleter(addr)
     return out

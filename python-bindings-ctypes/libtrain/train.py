@@ -16,8 +16,8 @@ from .errors import ArgumentError, StateError
 from .nn import GPT
 from .tensor import Device, _dtype
 
-__all__ = ["TrainConfig", "TrainStats", "Trainer", "PROGRESS_NONE", "PROGRESS_LINES", "PROGRESS_LIVE",
-           "PROGRESS_AUTO"]
+__all__ = ["TrainConfig", "TrainStats", "Trainer", "validate_checkpoint", "PROGRESS_NONE", "PROGRESS_LINES",
+           "PROGRESS_LIVE", "PROGRESS_AUTO"]
 
 PROGRESS_NONE, PROGRESS_LINES, PROGRESS_LIVE, PROGRESS_AUTO = 0, 1, 2, 3
 
@@ -29,7 +29,7 @@ class TrainConfig:
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_c", _lib.lt_train_config())
-        C.lt_train_config_init(byref(self._c))
+        C.lt_train_config_init(byref(self._c), ctypes.sizeof(self._c))
         for k, v in fields.items():
             setattr(self, k, v)
 
@@ -92,7 +92,12 @@ class Trainer:
     ``step()`` takes one optimizer step (grad_accum micro-batches, clipping, the scheduled lr, AdamW) and returns
     TrainStats; ``evaluate()`` gives the mean validation loss; ``run()`` runs the remaining steps with progress
     (tqdm when installed and stdout is a terminal, else the C trainer's plain lines, identical text) and
-    validation; ``model`` is the GPT being trained."""
+    validation; ``model`` is the GPT being trained.
+
+    Checkpoints: ``save(dir, keep_last=3)`` (lt_trainer_save), ``resume(path_or_dir, params_only=False)``
+    (lt_trainer_resume) and ``libtrain.validate_checkpoint(path)`` (lt_ckpt_validate). ``run()`` saves like the C
+    lt_trainer_run (``run_native()``): with ``config.ckpt_dir`` set, every ``ckpt_every`` steps and at the end; the
+    save-and-stop on SIGTERM/SIGUSR1 is ``run_native()``'s only."""
 
     def __init__(self, config: TrainConfig) -> None:
         if not isinstance(config, TrainConfig):
@@ -106,6 +111,8 @@ class Trainer:
         self.model = GPT(_handle=C.lt_trainer_model(self._h), _owner=self)
         self._seconds = 0.0
         self._last_loss = math.nan
+        # steps_done at the last checkpoint saved or resumed from (-1: none), as the C trainer's last_saved
+        self._last_saved = self.steps_done if self.steps_done > 0 else -1
 
     def __del__(self, _free: Any = C.lt_trainer_free) -> None:
         if getattr(self, "_h", None):
@@ -130,6 +137,35 @@ class Trainer:
         v = c_double()
         C.lt_trainer_evaluate(self._h, byref(v))
         return v.value
+
+    def save(self, dir: "os.PathLike[str] | str", keep_last: int = 3) -> str:
+        """Saves the whole training state as dir/step-XXXXXXXX.h5 and points dir/latest at it (lt_trainer_save:
+        atomic; dir is created when missing; all but the keep_last newest checkpoints are deleted, keep_last <= 0
+        keeps all). Returns the file's path. LibtrainIOError, BackendError (HDF5), UnsupportedError without HDF5."""
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int):
+            raise ArgumentError(f"Trainer.save: keep_last must be an int, not {type(keep_last).__name__}")
+        C.lt_trainer_save(self._h, os.fsencode(dir), keep_last)
+        self._last_saved = self.steps_done
+        return os.path.join(os.fsdecode(dir), f"step-{self.steps_done:08d}.h5")
+
+    def resume(self, path_or_dir: "os.PathLike[str] | str", params_only: bool = False) -> None:
+        """Restores this trainer from a checkpoint file, or from a directory's latest (lt_trainer_resume). Strict by
+        default: parameters, optimizer state, RNG, data cursor and step count, and the config must match;
+        params_only=True loads only the parameters (fine-tuning) and keeps the rest fresh. Everything is validated
+        first, so on failure the trainer is unchanged: FormatError (corrupt or foreign file), LibtrainIOError (no
+        such file), ShapeError / DTypeError (a tensor that does not fit), ArgumentError (a config mismatch)."""
+        C.lt_trainer_resume(self._h, os.fsencode(path_or_dir), 1 if params_only else 0)
+        if not params_only:
+            self._last_saved = self.steps_done
+
+    def _save_if(self, due: bool, out: Any) -> None:
+        # lt__save_if: with ckpt_dir set, save when due unless this step is already saved.
+        c = self.config
+        if not due or c._c.ckpt_dir is None or self._last_saved == self.steps_done:
+            return
+        self.save(c.ckpt_dir, c.keep_last)
+        if c.progress != PROGRESS_NONE:
+            print(f"saved checkpoint step {self.steps_done} in {c.ckpt_dir}", file=out, flush=True)
 
     def run_native(self) -> None:
         """Runs the remaining steps in C (lt_trainer_run), with the C trainer's own progress output."""
@@ -182,14 +218,30 @@ class Trainer:
                       f"{tok_s:.0f} tok/s | ETA {eta}", file=out, flush=True)
             if validate and c.eval_every > 0 and s.step % c.eval_every == 0 and s.step != c.steps:
                 self._validate(out if bar is None else _BarOut(bar))
+            self._save_if(c.ckpt_every > 0 and s.step % c.ckpt_every == 0, out if bar is None else _BarOut(bar))
         if bar is not None:
             bar.close()
         if validate:
             self._validate(out)
+        self._save_if(True, out)
         if not quiet and self.steps_done > 0:
             tokens = self.steps_done * c.batch_size * c.seq_len * c.grad_accum
             print(f"done: {self.steps_done} steps in {self._seconds:.1f} s ({tokens / (self._seconds or 1):.0f} "
                   f"tokens/s), final training loss {self._last_loss:.4f}", file=out, flush=True)
+
+
+def validate_checkpoint(path: "os.PathLike[str] | str", against: Optional[Trainer] = None) -> dict:
+    """Validates a checkpoint file (or a directory's latest) without changing anything (lt_ckpt_validate): the
+    structure and every CRC32, and, with against, the strict match with that trainer. Returns what the file says
+    about itself (version, step, tokens_seen, world_size, zero_stage, n_params, numel, dtype). Raises as
+    Trainer.resume does (FormatError for a corrupt file)."""
+    info = _lib.lt_ckpt_info()
+    info.struct_size = ctypes.sizeof(info)
+    C.lt_ckpt_validate(os.fsencode(path), against._h if against is not None else None, byref(info))
+    d = {n: getattr(info, n) for n, _ in info._fields_ if n != "struct_size"}
+    if isinstance(d.get("dtype"), bytes):
+        d["dtype"] = d["dtype"].decode()
+    return d
 
 
 class _BarOut:

@@ -64,7 +64,7 @@ static lt_status open_attr(reader *r, hid_t obj, const char *where, const char *
 
 /* A number attribute of integer or float class, converted by HDF5 to mtype (range errors fail the read). */
 static lt_status attr_num(reader *r, hid_t obj, const char *where, const char *name, hid_t mtype, void *v) {
-    hid_t a;
+    hid_t a = H5I_INVALID_HID;
     LT_TRY(open_attr(r, obj, where, name, &a));
     hid_t ty = H5Aget_type(a);
     H5T_class_t cls = ty >= 0 ? H5Tget_class(ty) : H5T_NO_CLASS;
@@ -87,7 +87,7 @@ static lt_status attr_f64(reader *r, hid_t obj, const char *where, const char *n
 
 /* A fixed-length string attribute of at most cap - 1 bytes (and LT__CKPT_MAX_STR), NUL-terminated into buf. */
 static lt_status attr_str(reader *r, hid_t obj, const char *where, const char *name, char *buf, size_t cap) {
-    hid_t a, ty = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    hid_t a = H5I_INVALID_HID, ty = H5I_INVALID_HID, mt = H5I_INVALID_HID;
     LT_TRY(open_attr(r, obj, where, name, &a));
     lt_status st = LT_OK;
     ty = H5Aget_type(a);
@@ -216,7 +216,7 @@ static lt_status check_dataset(reader *r, const char *path, hid_t want_type, con
                      fn, path, file, (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)fsize);
         goto done;
     }
-    hid_t a;
+    hid_t a = H5I_INVALID_HID;
     LT_TRY_GOTO(open_attr(r, d, path, "crc32", &a), done);
     hid_t aty = H5Aget_type(a);
     bool u32 = aty >= 0 && H5Tequal(aty, H5T_STD_U32LE) > 0;
