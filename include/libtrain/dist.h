@@ -33,8 +33,8 @@ LT_API int lt_dist_world(const lt_dist *d);
 LT_API int lt_dist_local_rank(const lt_dist *d);
 
 /* Replaces every rank's gradients (the flat gradient buffer of p, on the CPU) by their mean over the ranks. The
- * buffer is cut into buckets of bucket_bytes (<= 0: LT_DIST_DEFAULT_BUCKET_BYTES), all reduced in flight
- * (MPI_Iallreduce, issued in buffer order, then waited), then scaled by 1/world. Every rank must pass a set of the
+ * buffer is cut into buckets of bucket_bytes (<= 0: LT_DIST_DEFAULT_BUCKET_BYTES), each reduced in buffer order
+ * (MPI_Allreduce) and scaled by 1/world. Every rank must pass a set of the
  * same dtype and size and the same bucket_bytes. Errors: LT_ERR_ARG (NULL), LT_ERR_DEVICE (not on the CPU),
  * LT_ERR_BACKEND (an MPI call failed, with its message and the rank). Collective. */
 LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes);
