@@ -32,12 +32,14 @@ LT_API int lt_dist_rank(const lt_dist *d);
 LT_API int lt_dist_world(const lt_dist *d);
 LT_API int lt_dist_local_rank(const lt_dist *d);
 
-/* Replaces every rank's gradients (the flat gradient buffer of p, on the CPU) by their mean over the ranks. The
- * buffer is cut into buckets of bucket_bytes (<= 0: LT_DIST_DEFAULT_BUCKET_BYTES), each reduced in buffer order
- * (MPI_Allreduce) and scaled by 1/world. Every rank must pass a set of the
- * same dtype and size and the same bucket_bytes. Errors: LT_ERR_ARG (NULL), LT_ERR_DEVICE (not on the CPU),
- * LT_ERR_BACKEND (an MPI call failed, with its message and the rank). Collective. */
-LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes);
+/* Replaces every rank's gradients (the flat gradient buffer of p, on the CPU) by their mean over the ranks (average)
+ * or by their sum (!average: for callers that scaled their loss by 1/world before backward, which saves a pass over
+ * the buffer; the trainer does this). The buffer is cut into buckets of bucket_bytes (<= 0:
+ * LT_DIST_DEFAULT_BUCKET_BYTES), each reduced in buffer order (MPI_Allreduce) and, when averaging, scaled by 1/world.
+ * Every rank must pass a set of the same dtype and size and the same bucket_bytes and average. Errors: LT_ERR_ARG
+ * (NULL), LT_ERR_DEVICE (not on the CPU), LT_ERR_BACKEND (an MPI call failed, with its message and the rank).
+ * Collective. */
+LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes, bool average);
 /* Overwrites every rank's parameters with rank 0's. Errors as lt_dist_allreduce_grads. Collective. */
 LT_API lt_status lt_dist_broadcast_params(lt_dist *d, lt_params *p);
 /* LT_OK when every rank holds bit for bit the same parameters (size, dtype and a 64-bit hash of the flat buffer,

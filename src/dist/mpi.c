@@ -108,7 +108,7 @@ static lt_status lt__flat(const char *fn, const lt_dist *d, const lt_params *p, 
     return LT_OK;
 }
 
-LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes) {
+LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes, bool average) {
     static const char *fn = "lt_dist_allreduce_grads";
     lt__clear_error();
     void *g;
@@ -132,6 +132,7 @@ LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucke
         int64_t off = b * per, cnt = n - off < per ? n - off : per;
         void *x = base + off * (int64_t)esize;
         LT_MPI(fn, d, MPI_Allreduce(MPI_IN_PLACE, x, (int)cnt, type, MPI_SUM, d->comm));
+        if (!average) continue;
         if (type == MPI_DOUBLE) {
             double *v = x, sc = 1.0 / (double)d->world;
             _Pragma("omp parallel for simd if (cnt > 65536)") for (int64_t i = 0; i < cnt; i++) v[i] *= sc;
@@ -260,8 +261,8 @@ LT_API void lt_dist_free(lt_dist *d) { (void)d; }
 LT_API int lt_dist_rank(const lt_dist *d) { return (void)d, 0; }
 LT_API int lt_dist_world(const lt_dist *d) { return (void)d, 1; }
 LT_API int lt_dist_local_rank(const lt_dist *d) { return (void)d, 0; }
-LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes) {
-    (void)d, (void)p, (void)bucket_bytes;
+LT_API lt_status lt_dist_allreduce_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes, bool average) {
+    (void)d, (void)p, (void)bucket_bytes, (void)average;
     return LT_NO_MPI("lt_dist_allreduce_grads");
 }
 LT_API lt_status lt_dist_broadcast_params(lt_dist *d, lt_params *p) {

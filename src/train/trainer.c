@@ -235,7 +235,9 @@ static lt_status lt__micro_step(lt_trainer *t, double *loss_sum) {
     if (st == LT_OK) st = lt_gpt_forward(t->model, x, y, true, NULL, &loss);
     if (st == LT_OK) st = lt_tensor_to(loss, LT_F64, LT_DEVICE_CPU, &y);
     if (st == LT_OK) st = lt_tensor_to_host(y, &value, sizeof value);
-    if (st == LT_OK && c->grad_accum > 1) st = lt_mul_scalar(loss, 1.0 / (double)c->grad_accum, &loss);
+    /* the gradient of the mean over micro-batches and ranks: the all-reduce then only needs to sum */
+    double scale = 1.0 / ((double)c->grad_accum * (double)t->world);
+    if (st == LT_OK && scale != 1.0) st = lt_mul_scalar(loss, scale, &loss);
     if (st == LT_OK) st = lt_backward(loss);
     lt__scope_end();
     *loss_sum += value;
@@ -255,7 +257,7 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
     LT_TRY(lt_params_zero_grad(p));
     for (int64_t k = 0; k < c->grad_accum; k++) LT_TRY(lt__micro_step(t, &loss_sum));
     if (t->world > 1) { /* once per step: the micro-batches only accumulate locally */
-        LT_TRY(lt_dist_allreduce_grads(c->dist, p, c->bucket_bytes));
+        LT_TRY(lt_dist_allreduce_grads(c->dist, p, c->bucket_bytes, false));
         LT_TRY(lt_dist_allreduce_scalar(c->dist, &loss_sum, LT_DIST_MEAN));
     }
     LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));

@@ -181,7 +181,7 @@ static int mode_collectives(int argc, char **argv, lt_dist *d) {
     float *g = lt_tensor_data(grads);
     int64_t n = lt_tensor_numel(grads);
     for (int64_t i = 0; i < n; i++) g[i] = (float)(sin((double)i) * (rank + 1) + (double)i * 1e-3);
-    st = lt_dist_allreduce_grads(d, p, 100);
+    st = lt_dist_allreduce_grads(d, p, 100, true);
     double worst = 0;
     for (int64_t i = 0; i < n; i++) {
         double want = sin((double)i) * (world + 1) / 2.0 + (double)i * 1e-3;
@@ -190,7 +190,7 @@ static int mode_collectives(int argc, char **argv, lt_dist *d) {
     printf("rank %d: %lld gradients in %lld buckets, worst rel err %.3g\n", rank, (long long)n,
            (long long)(n + 24) / 25, worst);
     bad |= check(rank, st == LT_OK && worst < 1e-5, "allreduce_grads gives the mean in 100-byte buckets");
-    bad |= check(rank, lt_dist_allreduce_grads(d, NULL, 0) == LT_ERR_ARG, "allreduce_grads rejects NULL params");
+    bad |= check(rank, lt_dist_allreduce_grads(d, NULL, 0, true) == LT_ERR_ARG, "allreduce_grads rejects NULL params");
     lt_gpt_free(m);
 
     /* A trainer on ranks started with different seeds: the parameters agree from the start. */
