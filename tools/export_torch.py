@@ -25,6 +25,7 @@ Exit status: 0 on success; 2 when the input is refused (not a libtrain checkpoin
 or shape that disagrees with the file's own attributes, a CRC mismatch) or on a usage error; 1 on other errors.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -151,16 +152,15 @@ def read_params(path):
         return config, dtype, out
 
 
-def atomic_torch_save(obj, out):
-    """torch.save to a temporary file in out's directory, fsync, rename, fsync the directory."""
-    import torch
-
+@contextlib.contextmanager
+def committed(out):
+    """Yields a temporary path beside out; when the block succeeds, fsyncs it, renames it to out and fsyncs the
+    directory, so out is either the old file or the complete new one. On failure the temporary file is removed."""
     d = os.path.dirname(os.path.abspath(out))
     tmp = os.path.join(d, f".{os.path.basename(out)}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out)
     except BaseException:
@@ -187,7 +187,8 @@ def export(ckpt, out):
         assert t.shape == a.shape and str(t.dtype) == {"f32": "torch.float32", "f64": "torch.float64"}[dtype]
         sd[name] = t
     sd["config"] = config
-    atomic_torch_save(sd, out)
+    with committed(out) as tmp:
+        torch.save(sd, tmp)
     n = sum(a.size for _, a in params)
     print(f"export_torch: {len(params)} tensors ({n} {dtype} elements) from {path} -> {out}")
 

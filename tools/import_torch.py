@@ -33,7 +33,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_torch import NP_DTYPES, Refused, check_header, resolve  # noqa: E402
+from export_torch import NP_DTYPES, Refused, check_header, committed, resolve  # noqa: E402
 
 TORCH_DTYPES = {"f32": "torch.float32", "f64": "torch.float64"}
 
@@ -115,9 +115,7 @@ def import_(src, template, out, allow_nonfinite=False):
         except Refused as e:
             raise Refused(f"{src}: {e}")
 
-    d = os.path.dirname(os.path.abspath(out))
-    tmp = os.path.join(d, f".{os.path.basename(out)}.tmp-{os.getpid()}")
-    try:
+    with committed(out) as tmp:
         shutil.copyfile(tpath, tmp)
         crcs = {}
         with h5py.File(tmp, "r+") as f:
@@ -139,18 +137,6 @@ def import_(src, template, out, allow_nonfinite=False):
                         or zlib.crc32(back.astype(le, copy=False).tobytes()) != stored
                         or back.tobytes() != a.astype(le, copy=False).tobytes()):
                     raise RuntimeError(f"/params/{name} did not read back as written")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     n = sum(a.size for a in arrays.values())
     print(f"import_torch: {len(arrays)} tensors ({n} {dtype} elements) from {src} into a copy of {tpath} -> {out}")
 

@@ -83,6 +83,23 @@ lt_tensor *tt_strided(const lt_tensor *t) {
     return view;
 }
 
+lt_tensor *tt_layout(const int64_t *shape, int ndim, lt_dtype dtype, int layout) {
+    if (layout == 0) return tt_rand(shape, ndim, dtype, -2, 2);
+    if (layout == 1) return tt_strided(tt_rand(shape, ndim, dtype, -2, 2));
+    int64_t rev[LT_MAX_DIMS];
+    int perm[LT_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        rev[d] = shape[ndim - 1 - d];
+        perm[d] = ndim - 1 - d;
+    }
+    lt_tensor *v = NULL;
+    if (lt_permute(tt_rand(rev, ndim, dtype, -2, 2), perm, &v) != LT_OK) {
+        fprintf(stderr, "tt_layout: %s\n", lt_last_error());
+        abort();
+    }
+    return v;
+}
+
 double *tt_values(const lt_tensor *t) {
     int64_t n = lt_tensor_numel(t);
     double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));

@@ -78,6 +78,9 @@ double tt_uniform(double lo, double hi);
 lt_tensor *tt_rand(const int64_t *shape, int ndim, lt_dtype dtype, double lo, double hi);
 /* Random integers in [0, n). Integer dtypes. */
 lt_tensor *tt_randint(const int64_t *shape, int ndim, lt_dtype dtype, int64_t n);
+/* Uniform values in [-2, 2) stored one of three ways with the same logical shape: layout 0 contiguous, 1 every
+ * other element of a wider buffer (tt_strided), 2 a permuted view of a tensor stored with its dims reversed. */
+lt_tensor *tt_layout(const int64_t *shape, int ndim, lt_dtype dtype, int layout);
 /* A non-contiguous view (every other element of a wider buffer along the last dim) holding t's values. */
 lt_tensor *tt_strided(const lt_tensor *t);
 

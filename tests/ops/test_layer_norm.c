@@ -53,21 +53,6 @@ static bool check_one(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b
     return ok;
 }
 
-/* x stored three ways: contiguous, strided (every other element), and as a transposed view. */
-static lt_tensor *make_input(const int64_t *shape, int nd, lt_dtype dt, int layout) {
-    if (layout == 0) return tt_rand(shape, nd, dt, -2, 2);
-    if (layout == 1) return tt_strided(tt_rand(shape, nd, dt, -2, 2));
-    int64_t rev[LT_MAX_DIMS];
-    int perm[LT_MAX_DIMS];
-    for (int d = 0; d < nd; d++) {
-        rev[d] = shape[nd - 1 - d];
-        perm[d] = nd - 1 - d;
-    }
-    lt_tensor *v = NULL;
-    if (lt_permute(tt_rand(rev, nd, dt, -2, 2), perm, &v) != LT_OK) abort();
-    return v;
-}
-
 static void test_forward(void) {
     static const struct {
         int nd;
@@ -83,7 +68,7 @@ static void test_forward(void) {
             lt_tensor *w = tt_rand(&C, 1, dtype, 0.5, 1.5), *b = tt_rand(&C, 1, dtype, -1, 1);
             lt_tensor *ws = tt_strided(w);
             for (int layout = 0; layout < (nd > 1 ? 3 : 2); layout++) {
-                lt_tensor *x = make_input(cases[c].shape, nd, dtype, layout);
+                lt_tensor *x = tt_layout(cases[c].shape, nd, dtype, layout);
                 for (int wb = 0; wb < 5; wb++) { /* none, w, b, both, both with a strided w */
                     const lt_tensor *wp = wb == 4 ? ws : (wb & 1) ? w : NULL, *bp = wb >= 2 ? b : NULL;
                     snprintf(what, sizeof what, "layer_norm case %zu %s layout %d w/b %d", c, dt ? "f64" : "f32",
