@@ -12,6 +12,12 @@
 #include "core/alloc.h"
 #include "tensor/tensor_impl.h"
 
+#ifdef __cplusplus
+#define LT__STATIC_ASSERT static_assert
+#else
+#define LT__STATIC_ASSERT _Static_assert
+#endif
+
 typedef enum lt__unary_op {
     LT_UOP_NEG,
     LT_UOP_EXP,
@@ -44,10 +50,14 @@ typedef struct lt__backend {
     lt__allocator *(*allocator)(int device_index); /* NULL when that device does not exist */
 
     /* ---- memory and creation ---- */
+    /* Waits until the work queued on the device has finished; reports a failure of earlier asynchronous work. */
+    lt_status (*synchronize)(int device_index);
     /* y[...] = value converted to y's dtype; any dtype, y contiguous. */
     lt_status (*fill)(lt_tensor *y, double value);
     /* dst[...] = src[...] with dtype conversion; same shape (src may be a stride-0 broadcast view); dst may be any
-     * strided view (cat writes into slices). Any dtypes. */
+     * strided view (cat writes into slices). Any dtypes. A device backend also moves data to and from the host:
+     * one of dst and src may then be a contiguous CPU tensor (lt_tensor_from_host, to_host and to), and a copy to
+     * the host has finished when copy returns. */
     lt_status (*copy)(lt_tensor *dst, const lt_tensor *src);
     /* y[i] = start + i * step; any dtype. */
     lt_status (*arange)(lt_tensor *y, double start, double step);
@@ -143,8 +153,8 @@ typedef struct lt__backend {
 
 /* Entries after name and allocator; keep in step with the struct so that a new op cannot be forgotten by a backend
  * that fills the table positionally or leaves one NULL (lt__backend_check verifies none is NULL). */
-#define LT__BACKEND_ENTRIES 27
-_Static_assert(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *), "update LT__BACKEND_ENTRIES");
+#define LT__BACKEND_ENTRIES 28
+LT__STATIC_ASSERT(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *), "update LT__BACKEND_ENTRIES");
 
 /* The backend for a device, or NULL with LT_ERR_DEVICE set (naming who) when that device is not available. */
 lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out);
@@ -154,5 +164,13 @@ const lt__backend *lt__backend_of(const lt_tensor *t);
 bool lt__backend_check(const lt__backend *b);
 
 extern const lt__backend lt__cpu_backend;
+
+#ifdef LT_HAVE_CUDA
+/* The CUDA backend (cuda/backend.cu), one table for every device. lt__cuda_device_ready initialises device `index`
+ * on first use (its stream, cuBLAS handle and allocator) and fails with LT_ERR_DEVICE naming who when there is no
+ * such device: no GPU, no driver, or an index out of range. */
+extern const lt__backend lt__cuda_backend;
+lt_status lt__cuda_device_ready(const char *who, int index);
+#endif
 
 #endif

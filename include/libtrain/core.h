@@ -79,6 +79,14 @@ typedef struct lt_device {
 LT_API const char *lt_version(void);
 LT_API int lt_abi_version(void);
 
+/* LT_OK when tensors can live on `device` here; otherwise LT_ERR_DEVICE with a message saying why: this build has
+ * no CUDA backend, the machine has no GPU or driver, or the index is out of range. Tests turn that into a skip.
+ * The first call for a GPU initialises it (its stream, cuBLAS handle and allocator). */
+LT_API lt_status lt_device_check(lt_device device);
+/* Waits until all work queued on the device has finished (ops on a GPU return before their kernels end), and
+ * reports a failure of that work. A no-op on the CPU. For timing, and before reading memory by other means. */
+LT_API lt_status lt_device_synchronize(lt_device device);
+
 /* Caching-allocator statistics for one device, in bytes and counts since the library was loaded. */
 typedef struct lt_alloc_stats {
     size_t struct_size;     /* set by the caller to sizeof(lt_alloc_stats); lets the struct grow */

@@ -4,6 +4,7 @@
 const lt__backend lt__cpu_backend = {
     .name = "cpu",
     .allocator = lt__cpu_allocator,
+    .synchronize = lt__cpu_synchronize,
     .fill = lt__cpu_fill,
     .copy = lt__cpu_copy,
     .arange = lt__cpu_arange,

@@ -7,41 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-static double lt__load(const void *p, lt_dtype d) {
-    switch (d) {
-    case LT_F32: return *(const float *)p;
-    case LT_F64: return *(const double *)p;
-    case LT_BF16: return lt__bf16_to_f32(*(const uint16_t *)p);
-    case LT_F16: return lt__f16_to_f32(*(const uint16_t *)p);
-    case LT_I32: return *(const int32_t *)p;
-    case LT_I64: return (double)*(const int64_t *)p;
-    case LT_U16: return *(const uint16_t *)p;
-    case LT_U8: return *(const uint8_t *)p;
-    }
-    return 0;
-}
-
-/* Integers truncate toward zero, as a C cast does; out-of-range values saturate rather than invoke UB. */
-static void lt__store(void *p, lt_dtype d, double v) {
-    switch (d) {
-    case LT_F32: *(float *)p = (float)v; break;
-    case LT_F64: *(double *)p = v; break;
-    case LT_BF16: *(uint16_t *)p = lt__f32_to_bf16((float)v); break;
-    case LT_F16: *(uint16_t *)p = lt__f32_to_f16((float)v); break;
-    case LT_I32:
-        *(int32_t *)p = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
-        break;
-    case LT_I64:
-        *(int64_t *)p = v != v                        ? 0
-                        : v >= 9.2233720368547758e18  ? INT64_MAX
-                        : v <= -9.2233720368547758e18 ? INT64_MIN
-                                                      : (int64_t)v;
-        break;
-    case LT_U16: *(uint16_t *)p = v != v || v <= 0 ? 0 : v >= 65535.0 ? 65535 : (uint16_t)v; break;
-    case LT_U8: *(uint8_t *)p = v != v || v <= 0 ? 0 : v >= 255.0 ? 255 : (uint8_t)v; break;
-    }
-}
-
 lt_status lt__cpu_fill(lt_tensor *y, double value) {
     int64_t n = lt__numel(y->shape, y->ndim);
     size_t es = lt_dtype_size(y->dtype);
@@ -51,16 +16,15 @@ lt_status lt__cpu_fill(lt_tensor *y, double value) {
         memset(p, 0, (size_t)n * es);
         return LT_OK;
     }
-    lt__store(p, y->dtype, value);
+    lt__store(p, 0, y->dtype, value);
     for (int64_t i = 1; i < n; i++) memcpy(p + i * (int64_t)es, p, es);
     return LT_OK;
 }
 
 lt_status lt__cpu_arange(lt_tensor *y, double start, double step) {
     int64_t n = lt__numel(y->shape, y->ndim);
-    size_t es = lt_dtype_size(y->dtype);
     char *p = lt__data(y);
-    for (int64_t i = 0; i < n; i++) lt__store(p + i * (int64_t)es, y->dtype, start + (double)i * step);
+    for (int64_t i = 0; i < n; i++) lt__store(p, i, y->dtype, start + (double)i * step);
     return LT_OK;
 }
 
@@ -107,7 +71,7 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
             for (int64_t i = 0; i < inner; i++) ((double *)d)[i * dsi] = ((const float *)s)[i * ssi];
         } else {
             for (int64_t i = 0; i < inner; i++)
-                lt__store(d + i * dsi * (int64_t)des, dst->dtype, lt__load(s + i * ssi * (int64_t)ses, src->dtype));
+                lt__store(d, i * dsi, dst->dtype, lt__load(s, i * ssi, src->dtype));
         }
         for (int k = nd - 2; k >= 0; k--) {
             if (++idx[k] < dst->shape[k]) break;
@@ -119,7 +83,6 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
 
 lt_status lt__cpu_philox(lt_tensor *y, uint64_t seed, uint64_t offset, bool normal) {
     int64_t n = lt__numel(y->shape, y->ndim);
-    size_t es = lt_dtype_size(y->dtype);
     char *p = lt__data(y);
     for (int64_t i = 0; i < n; i++) {
         uint64_t w = offset + (uint64_t)i;
@@ -132,7 +95,7 @@ lt_status lt__cpu_philox(lt_tensor *y, uint64_t seed, uint64_t offset, bool norm
         } else {
             v = lt__philox_u01(lt__philox_word(seed, w));
         }
-        lt__store(p + i * (int64_t)es, y->dtype, v);
+        lt__store(p, i, y->dtype, v);
     }
     return LT_OK;
 }

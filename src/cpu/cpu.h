@@ -5,6 +5,7 @@
 
 #include "backend.h"
 
+lt_status lt__cpu_synchronize(int device_index);
 lt_status lt__cpu_fill(lt_tensor *y, double value);
 lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src);
 lt_status lt__cpu_arange(lt_tensor *y, double start, double step);

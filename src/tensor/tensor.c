@@ -7,6 +7,10 @@
 #include <math.h>
 #include <string.h>
 
+/* tensor_impl.h shows C++ (cuda/) a plain int where C has atomic_int: the layouts must agree. */
+_Static_assert(sizeof(atomic_int) == sizeof(int) && _Alignof(atomic_int) == _Alignof(int),
+               "lt__refcount differs between C and C++");
+
 /* ---- Scopes: one growable array of registered tensors per thread, with a mark per open scope ---- */
 
 #define LT_MAX_SCOPES 64
@@ -326,64 +330,6 @@ lt_status lt__check_same_device(const char *who, const lt_tensor *a, const lt_te
     return LT_OK;
 }
 
-/* ---- Half-precision conversion: round to nearest even, NaN kept quiet ---- */
-
-float lt__bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t lt__f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-float lt__f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            u = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        u = sign | 0x7f800000u | (man << 13);
-    } else {
-        u = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t lt__f32_to_f16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    uint32_t sign = (u >> 16) & 0x8000;
-    uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);  /* NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* overflow (rounds to >= 65520) -> inf */
-    if (a < 0x38800000u) { /* below the smallest normal: subnormal or zero, rounded to nearest even */
-        if (a < 0x33000000u) return (uint16_t)sign;
-        uint32_t man = (a & 0x7fffff) | 0x800000;
-        int shift = 126 - (int)(a >> 23); /* 14..24 */
-        uint32_t q = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return (uint16_t)(sign | q);
-    }
-    uint32_t r = a + 0xfffu + ((a >> 13) & 1); /* round mantissa to 10 bits, nearest even */
-    return (uint16_t)(sign | (((r >> 23) - 127 + 15) << 10) | ((r >> 13) & 0x3ff));
-}
 
 /* ---- Creation ---- */
 
@@ -581,10 +527,32 @@ LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
     return lt__backend_of(dst)->copy(dst, &view);
 }
 
+/* dst = src for a fresh contiguous dst on any device: the same backend within a device; across devices (one of
+ * them the CPU) the device backend moves the data, reading the host side contiguous (backend.h, copy). */
+static lt_status lt__copy_to_fresh(const char *who, lt_tensor *dst, const lt_tensor *src) {
+    lt_device a = dst->storage->device, b = src->storage->device;
+    if (a.type == b.type && a.index == b.index) return lt__backend_of(dst)->copy(dst, src);
+    if (a.type != LT_CPU && b.type != LT_CPU)
+        return lt__err(LT_ERR_UNSUPPORTED, "%s: copies between two GPUs (cuda:%d to cuda:%d) go through the host", who,
+                       b.index, a.index);
+    if (b.type != LT_CPU || lt__is_contiguous(src)) return lt__backend_of(b.type != LT_CPU ? src : dst)->copy(dst, src);
+    lt_tensor *packed; /* a strided host source is packed first */
+    LT_TRY(lt__tensor_alloc(who, src->shape, src->ndim, src->dtype, LT_DEVICE_CPU, &packed));
+    lt_status st = lt__cpu_backend.copy(packed, src);
+    if (st == LT_OK) st = lt__backend_of(dst)->copy(dst, packed);
+    lt__drop(packed);
+    return st;
+}
+
 static lt_status lt__to_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
+    lt_device device = {(int32_t)n->i[0], (int32_t)n->i[1]};
     lt_tensor *g;
-    LT_TRY(lt__tensor_alloc(n->name, gy->shape, gy->ndim, n->inputs[0].dtype, gy->storage->device, &g));
-    LT_TRY(lt__backend_of(g)->copy(g, gy));
+    LT_TRY(lt__tensor_alloc(n->name, gy->shape, gy->ndim, n->inputs[0].dtype, device, &g));
+    lt_status st = lt__copy_to_fresh(n->name, g, gy);
+    if (st != LT_OK) {
+        lt__drop(g);
+        return st;
+    }
     gx[0] = g;
     return LT_OK;
 }
@@ -598,14 +566,16 @@ LT_API lt_status lt_tensor_to(const lt_tensor *t, lt_dtype dtype, lt_device devi
     const lt__backend *be;
     LT_TRY(lt__backend_for(fn, device, &be));
     if ((unsigned)dtype >= LT_DTYPE_COUNT) return lt__err(LT_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
-    if (device.type != t->storage->device.type || device.index != t->storage->device.index)
-        return lt__err(LT_ERR_UNSUPPORTED, "%s: copies between devices need the CUDA backend", fn);
     lt_tensor *y;
     LT_TRY(lt__tensor_alloc(fn, t->shape, t->ndim, dtype, device, &y));
-    lt_status st = lt__backend_of(t)->copy(y, t);
+    lt_status st = lt__copy_to_fresh(fn, y, t);
     if (st == LT_OK && lt__is_float(dtype) && lt__is_float(t->dtype)) {
-        lt_node *n;
+        lt_node *n = NULL;
         st = lt__record(fn, lt__to_backward, y, (const lt_tensor *[]){t}, 1, &n);
+        if (n) {
+            n->i[0] = t->storage->device.type;
+            n->i[1] = t->storage->device.index;
+        }
     }
     if (st != LT_OK) {
         lt__drop(y);

@@ -3,9 +3,18 @@
 #ifndef LT_TENSOR_IMPL_H
 #define LT_TENSOR_IMPL_H
 
+#include "core/convert.h"
 #include "libtrain/tensor.h"
 
+#ifdef __cplusplus
+/* C++ translation units (the CUDA backend in cuda/) read tensor fields but never touch a refcount, which only C
+ * code in src/ changes atomically; a plain int has the same size and alignment there (asserted in tensor.c). */
+typedef int lt__refcount;
+extern "C" {
+#else
 #include <stdatomic.h>
+typedef atomic_int lt__refcount;
+#endif
 
 struct lt__backend;
 struct lt_node;
@@ -13,7 +22,7 @@ struct lt_node;
 /* Refcounted memory on one device. `data` may be replaced (lt_params grows its flat buffer); views keep pointing
  * at the storage, not at the data. */
 typedef struct lt__storage {
-    atomic_int refcount;
+    lt__refcount refcount;
     void *data;
     size_t nbytes;
     lt_device device;
@@ -24,7 +33,7 @@ typedef struct lt__storage {
 } lt__storage;
 
 struct lt_tensor {
-    atomic_int refcount;
+    lt__refcount refcount;
     lt__storage *storage;
     int64_t offset; /* in elements */
     int ndim;
@@ -97,10 +106,7 @@ lt_status lt__check_same_device(const char *who, const lt_tensor *a, const lt_te
 lt_status lt__check_targets(const char *who, const lt_tensor *targets, int64_t N, int64_t C, int64_t ignore,
                             int64_t *count);
 
-/* ---- Host-side scalar conversion (bf16/f16 round to nearest even) ---- */
-float lt__bf16_to_f32(uint16_t h);
-uint16_t lt__f32_to_bf16(float f);
-float lt__f16_to_f32(uint16_t h);
-uint16_t lt__f32_to_f16(float f);
-
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,115 @@
+#include "cuda_check.h"
+
+const int64_t tc_odd_sizes[6] = {1, 31, 32, 33, 255, 257};
+lt_device tc_cuda = {LT_CUDA, 0};
+
+lt_device tc_require_cuda(void) {
+    if (lt_device_check(tc_cuda) != LT_OK) {
+        printf("SKIP: %s\n", lt_last_error());
+        exit(77);
+    }
+    return tc_cuda;
+}
+
+static bool tc_is_float(lt_dtype d) { return d == LT_F32 || d == LT_F64 || d == LT_BF16 || d == LT_F16; }
+
+/* A fresh leaf on `device` holding t's values. */
+static lt_tensor *tc_leaf_on(const lt_tensor *t, lt_device device, bool grad) {
+    lt_tensor *c = NULL;
+    lt_no_grad_begin();
+    lt_status st = lt_tensor_to(t, lt_tensor_dtype(t), device, &c);
+    lt_no_grad_end();
+    if (st != LT_OK) {
+        fprintf(stderr, "tc: copy to %s:%d failed: %s\n", device.type == LT_CUDA ? "cuda" : "cpu", device.index,
+                lt_last_error());
+        abort();
+    }
+    if (grad && tc_is_float(lt_tensor_dtype(t)) && lt_tensor_set_requires_grad(c, true) != LT_OK) abort();
+    return c;
+}
+
+lt_tensor *tc_to_cuda(const lt_tensor *t, bool grad) { return tc_leaf_on(t, tc_cuda, grad); }
+
+bool tc_same(const char *what, const lt_tensor *got, const lt_tensor *ref, double atol, double rtol) {
+    if (lt_tensor_numel(got) != lt_tensor_numel(ref)) {
+        fprintf(stderr, "%s: %lld elements, expected %lld\n", what, (long long)lt_tensor_numel(got),
+                (long long)lt_tensor_numel(ref));
+        return false;
+    }
+    double *r = tt_values(ref);
+    bool ok = tt_tensor_close(what, got, r, atol, rtol);
+    free(r);
+    return ok;
+}
+
+/* Runs op on inputs; on success, when backward, backpropagates sum(out * r). */
+static lt_status tc_run(tc_op op, void *ctx, lt_tensor **inputs, bool backward, const lt_tensor *r_cpu,
+                        lt_tensor **out) {
+    lt_status st = op(ctx, inputs, out);
+    if (st != LT_OK || !backward) return st;
+    lt_device dev = lt_tensor_device(*out);
+    lt_tensor *r, *prod, *loss;
+    lt_no_grad_begin();
+    st = lt_tensor_to(r_cpu, lt_tensor_dtype(*out), dev, &r);
+    lt_no_grad_end();
+    if (st == LT_OK) st = lt_mul(*out, r, &prod);
+    if (st == LT_OK) st = lt_sum(prod, NULL, 0, false, &loss);
+    if (st == LT_OK) st = lt_backward(loss);
+    return st;
+}
+
+bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
+                    bool backward) {
+    lt_scope_begin();
+    lt_tensor *a[16], *b[16];
+    for (int i = 0; i < n; i++) {
+        a[i] = tc_leaf_on(cpu_inputs[i], LT_DEVICE_CPU, backward);
+        b[i] = tc_leaf_on(cpu_inputs[i], tc_cuda, backward);
+    }
+    lt_tensor *ya = NULL, *yb = NULL, *r = NULL;
+    bool ok = true;
+    char name[256];
+    if (backward) {
+        /* r's shape is only known from the output: run the CPU forward once without grad to learn it. */
+        lt_tensor *probe = NULL;
+        lt_no_grad_begin();
+        lt_status st = op(ctx, a, &probe);
+        lt_no_grad_end();
+        if (st != LT_OK) {
+            fprintf(stderr, "%s: cpu forward failed: %s\n", what, lt_last_error());
+            lt_scope_end();
+            return false;
+        }
+        int64_t shape[LT_MAX_DIMS];
+        int nd = lt_tensor_ndim(probe);
+        lt_tensor_shape(probe, shape);
+        r = tt_rand(shape, nd, LT_F64, -1, 1);
+    }
+    if (tc_run(op, ctx, a, backward, r, &ya) != LT_OK) {
+        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else if (tc_run(op, ctx, b, backward, r, &yb) != LT_OK) {
+        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else if (lt_tensor_device(yb).type != LT_CUDA) {
+        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
+        ok = false;
+    } else {
+        snprintf(name, sizeof name, "%s (output)", what);
+        ok = tc_same(name, yb, ya, atol, rtol);
+        for (int i = 0; ok && backward && i < n; i++) {
+            lt_tensor *ga = NULL, *gb = NULL;
+            if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(b[i], &gb) != LT_OK) abort();
+            if (!ga && !gb) continue;
+            snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
+            if (!ga || !gb) {
+                fprintf(stderr, "%s: only one device produced it\n", name);
+                ok = false;
+            } else {
+                ok = tc_same(name, gb, ga, atol, rtol);
+            }
+        }
+    }
+    lt_scope_end();
+    return ok;
+}
