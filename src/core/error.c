@@ -12,11 +12,15 @@
 
 static _Thread_local char lt__message[1024];
 
+/* Formats into a local buffer first: callers often wrap the previous message ("cannot resume: %s" with
+ * lt_last_error()), which vsnprintf must not read while it overwrites it. */
 lt_status lt__err(lt_status status, const char *fmt, ...) {
+    char msg[sizeof lt__message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(lt__message, sizeof lt__message, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(lt__message, msg, sizeof msg);
     return status;
 }
 

@@ -3,6 +3,7 @@
 #ifndef LT_CPU_FASTMATH_H
 #define LT_CPU_FASTMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -84,7 +85,8 @@ static inline float lt__gelu_tanh_grad_f32(float x) {
     float e = lt__expf(-2.0f * u);
     float s = 1.0f / (1.0f + e);
     float du = 0.7978845608f * (1.0f + 3.0f * 0.044715f * x * x);
-    return s + 2.0f * x * s * (e * s) * du;
+    float es = e == INFINITY ? 1.0f : e * s; /* e / (1 + e); for x below about -9.9, e overflows and s is 0 */
+    return s + 2.0f * x * s * es * du;
 }
 
 #endif

@@ -519,6 +519,28 @@ static void check_grads_agree(const char *what, lt_tensor *x32, lt_tensor *x64) 
     free(ref);
 }
 
+/* The f32 GELU(tanh) gradient in the far tails, where exp(-2u) overflows: 0 below, 1 above, never NaN. */
+static void test_gelu_tails_f32(void) {
+    const float xs[] = {-50, -12, -9.9f, -5, 5, 12, 50};
+    const int64_t n = 7;
+    for (int m = 0; m < 2; m++) {
+        lt_tensor *x, *y, *g;
+        CHECK_OK(lt_tensor_from_host(xs, &n, 1, LT_F32, LT_DEVICE_CPU, &x));
+        CHECK_OK(lt_tensor_set_requires_grad(x, true));
+        CHECK_OK(lt_gelu(x, m ? LT_GELU_ERF : LT_GELU_TANH, &y));
+        lt_tensor *ones;
+        CHECK_OK(lt_tensor_ones(&n, 1, LT_F32, LT_DEVICE_CPU, &ones));
+        CHECK_OK(lt_backward_grad(y, ones));
+        CHECK_OK(lt_tensor_grad(x, &g));
+        double ref[7];
+        for (int i = 0; i < 7; i++) { /* central differences of the f64 reference */
+            double (*f)(double, double) = m ? ref_gelu_erf : ref_gelu_tanh, h = 1e-5;
+            ref[i] = (f(xs[i] + h, 0) - f(xs[i] - h, 0)) / (2 * h);
+        }
+        CHECK(tt_tensor_close(m ? "gelu erf tails" : "gelu tanh tails", g, ref, 1e-6, 1e-5));
+    }
+}
+
 static void test_backward_f32(void) {
     tt_seed(707);
     const int64_t s[] = {5, 7}, sb[] = {7};
@@ -640,6 +662,7 @@ int main(void) {
     RUN(test_unary_backward);
     RUN(test_binary_backward);
     RUN(test_backward_f32);
+    RUN(test_gelu_tails_f32);
     RUN(test_recording);
     RUN(test_unary_errors);
     RUN(test_binary_errors);
