@@ -27,8 +27,8 @@ typedef struct lt_ckpt_info {
     int version;         /* format version, 1 */
     int64_t step;        /* optimizer steps taken when it was saved */
     int64_t tokens_seen; /* training tokens consumed (all ranks) */
-    int world_size;      /* data-parallel ranks that wrote it; 1 for now */
-    int zero_stage;      /* 0: every rank holds the whole optimizer state */
+    int world_size;      /* data-parallel ranks of the run that wrote it (rows of /data and /rng) */
+    int zero_stage;      /* 0: every rank held the whole optimizer state (the only stage read so far) */
     int n_params;        /* datasets under /params */
     int64_t numel;       /* elements over all of them */
     char dtype[8];       /* "f32" or "f64" */
@@ -40,7 +40,12 @@ typedef struct lt_ckpt_info {
  * keep_last newest step-*.h5 files are deleted (keep_last <= 0 keeps all); stale temporaries of killed saves are
  * removed first. dir is created when missing (one level). One writer per directory. Errors: LT_ERR_IO (file system,
  * with errno's text and the path), LT_ERR_BACKEND (an HDF5 call, named with HDF5's message), LT_ERR_UNSUPPORTED
- * without HDF5. Nothing is committed on failure. */
+ * without HDF5. Nothing is committed on failure.
+ * With a data-parallel trainer (config dist, more than one rank) it is collective: every rank calls it at the same
+ * step with the same arguments. Rank 0 alone touches dir (it need not be shared) and writes the parameters and
+ * optimizer state, which every rank holds identically; each rank's data cursor and dropout stream are gathered to it
+ * and stored as that rank's row. Rank 0 commits (rename, latest) only after every rank has reported success of its
+ * part, and every rank returns the same status and message (naming the rank where it failed). */
 LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last);
 
 /* Restores t from a checkpoint file, or from the file a directory's latest names. Everything is validated before
@@ -49,12 +54,18 @@ LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last);
  * LT_ERR_FORMAT (not a libtrain checkpoint, a bad or corrupt dataset, a missing or extra dataset: the message names
  * the file and the first offending tensor), LT_ERR_SHAPE (a tensor whose dims differ from the model's, named),
  * LT_ERR_DTYPE (a tensor of another type), LT_ERR_ARG (a STRICT mismatch of a hyperparameter, named),
- * LT_ERR_UNSUPPORTED without HDF5. */
+ * LT_ERR_UNSUPPORTED without HDF5, or for a STRICT resume of a checkpoint saved with another world size (the message
+ * names both; PARAMS_ONLY loads it on any number of ranks).
+ * With a data-parallel trainer it is collective: rank 0 alone reads and validates the file (only it needs to see the
+ * path), then the state goes to every rank, each takes its own cursor and dropout stream, and every rank returns the
+ * same status; on failure no trainer is changed.
+ * The checks catch damaged files (truncation, flipped bits, wrong or missing datasets), not hostile ones: a file
+ * crafted with valid HDF5 checksums can still crash libhdf5 itself (docs/checkpoint-format.md, "Limits"). */
 LT_API lt_status lt_trainer_resume(lt_trainer *t, const char *path_or_dir, lt_ckpt_mode mode);
 
 /* Opens a checkpoint read-only and validates it without changing anything: the structure always, every CRC32, and,
- * when against is not NULL, the STRICT match with that trainer. info may be NULL. path may be a directory (its
- * latest is used). Errors as lt_trainer_resume. */
+ * when against is not NULL, the STRICT match with that trainer (world size included). info may be NULL. path may be a
+ * directory (its latest is used). Never collective. Errors as lt_trainer_resume. */
 LT_API lt_status lt_ckpt_validate(const char *path, const lt_trainer *against, lt_ckpt_info *info);
 
 #ifdef __cplusplus

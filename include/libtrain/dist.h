@@ -59,6 +59,10 @@ typedef enum lt_dist_op {
 LT_API lt_status lt_dist_allreduce_scalar(lt_dist *d, double *value, lt_dist_op op);
 /* Copies nbytes at data from root to every rank. LT_ERR_ARG for a bad root or size. Collective. */
 LT_API lt_status lt_dist_broadcast(lt_dist *d, void *data, int64_t nbytes, int root);
+/* Collects nbytes from every rank into root's recv, rank r's bytes at recv + r * nbytes (recv holds world * nbytes
+ * bytes at root and is not used elsewhere, may be NULL there). For small per-rank state, such as the data cursors a
+ * checkpoint stores. LT_ERR_ARG for a bad root or size, or a NULL buffer where one is needed. Collective. */
+LT_API lt_status lt_dist_gather(lt_dist *d, const void *send, int64_t nbytes, void *recv, int root);
 /* Waits until every rank has called it. Collective. */
 LT_API lt_status lt_dist_barrier(lt_dist *d);
 /* Ends every rank of the job (MPI_Abort) with errorcode. For programs, after a failure that other ranks cannot see

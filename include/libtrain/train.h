@@ -44,8 +44,8 @@ typedef struct lt_train_config {
     /* Data parallelism (dist.h). Appended: a caller whose struct_size ends before them gets a single process.
      * With dist, every rank creates a trainer with the same config: seed and parameters are rank 0's, each rank
      * reads its part of every global batch (batch_size rows of world * batch_size), gradients are averaged once per
-     * step, the reported loss is the mean over ranks, and only rank 0 prints and writes metrics. Checkpoints with
-     * more than one rank are LT_ERR_UNSUPPORTED for now. CPU only (NCCL is not built yet). */
+     * step, the reported loss is the mean over ranks, and only rank 0 prints and writes metrics. Checkpoints work on
+     * any number of ranks (ckpt.h: save and resume are collective). CPU only (NCCL is not built yet). */
     lt_dist *dist;        /* borrowed; NULL = one process. Must outlive the trainer */
     int64_t bucket_bytes; /* gradient all-reduce bucket; 0: LT_DIST_DEFAULT_BUCKET_BYTES */
 } lt_train_config;

@@ -157,6 +157,34 @@ void lt__flat_free(lt__flat *f) {
     memset(f, 0, sizeof *f);
 }
 
+/* ---- Agreement between data-parallel ranks: every rank returns the same status and message ---- */
+
+lt_status lt__ckpt_agree(lt_trainer *t, lt_status st) {
+    if (t->world <= 1) return st;
+    lt_dist *d = t->cfg.dist;
+    /* The dist calls clear the thread's message: keep ours first. */
+    struct {
+        int32_t status;
+        char msg[1000];
+    } m = {(int32_t)st, ""};
+    if (st != LT_OK) snprintf(m.msg, sizeof m.msg, "%s [rank %d of %d]", lt_last_error(), t->rank, t->world);
+    double first = st == LT_OK ? (double)t->world : (double)t->rank;
+    LT_TRY(lt_dist_allreduce_scalar(d, &first, LT_DIST_MIN));
+    if (first >= (double)t->world) return LT_OK;
+    LT_TRY(lt_dist_broadcast(d, &m, (int64_t)sizeof m, (int)first));
+    m.msg[sizeof m.msg - 1] = '\0';
+    return lt__err(m.status > LT_OK && m.status <= LT_ERR_INTERNAL ? (lt_status)m.status : LT_ERR_INTERNAL, "%s",
+                   m.msg);
+}
+
+lt_status lt__ckpt_bcast(lt_trainer *t, void *buf, size_t nbytes) {
+    const size_t piece = (size_t)1 << 30;
+    for (size_t off = 0; off < nbytes; off += piece)
+        LT_TRY(lt_dist_broadcast(t->cfg.dist, (char *)buf + off, (int64_t)(nbytes - off < piece ? nbytes - off : piece),
+                                 0));
+    return LT_OK;
+}
+
 /* Offset of parameter i in the flat buffer, in elements (pointer difference: works on any device). */
 int64_t lt__param_offset(lt_trainer *t, int i, lt_tensor **param, const char **name) {
     lt_params *p = lt_gpt_params(t->model);

@@ -47,4 +47,18 @@ lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f);
 void lt__flat_free(lt__flat *f);
 int64_t lt__param_offset(lt_trainer *t, int i, lt_tensor **param, const char **name);
 
+/* One rank's own state: its row of /data (the loader cursor) and of /rng/dropout (its Philox stream). Plain data
+ * parallelism makes everything else identical on every rank, so this is all a rank other than 0 contributes. */
+typedef struct lt__rank_row {
+    uint64_t cursor[3]; /* seed, epoch, batch */
+    uint64_t rng[2];    /* seed, offset */
+} lt__rank_row;
+
+/* Under MPI (t->world > 1), makes every rank return the same result: the ranks all-reduce which is the first that
+ * failed, and that rank's status and message (tagged with its rank) are broadcast to all. Collective; every rank
+ * must call it the same number of times. With one process it returns st as it is. */
+lt_status lt__ckpt_agree(lt_trainer *t, lt_status st);
+/* Rank 0's nbytes at buf on every rank, in pieces that fit MPI's int counts. Collective (t->world > 1). */
+lt_status lt__ckpt_bcast(lt_trainer *t, void *buf, size_t nbytes);
+
 #endif

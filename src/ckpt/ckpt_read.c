@@ -4,6 +4,7 @@
 #ifdef LT_HAVE_HDF5
 #include "ckpt/ckpt_impl.h"
 #include "core/error.h"
+#include "tensor/tensor_impl.h"
 #include "train/trainer_impl.h"
 
 #include <errno.h>
@@ -204,7 +205,9 @@ static lt_status check_dataset(reader *r, const char *path, hid_t want_type, con
     const hsize_t bytes = (hsize_t)n * H5Tget_size(ty), stored = H5Dget_storage_size(d);
     hsize_t fsize = 0;
     H5Fget_filesize(r->f, &fsize);
-    bool bad = layout == H5D_CONTIGUOUS ? stored != bytes : stored < bytes;
+    /* Unfiltered chunks cannot hold more than the file does: a chunk index claiming so is corrupt (and would make a
+     * reader allocate what it claims). */
+    bool bad = layout == H5D_CONTIGUOUS ? stored != bytes : stored < bytes || stored > fsize;
     if (!bad && layout == H5D_CONTIGUOUS && bytes > 0) {
         haddr_t off = H5Dget_offset(d);
         bad = off == HADDR_UNDEF || off > fsize || fsize - off < bytes;
@@ -248,37 +251,77 @@ static lt_status read_dataset(reader *r, const char *path, hid_t mtype, void *ds
     return LT_OK;
 }
 
-/* Every member of group must be one of names (each member a group when sub, else a dataset name). */
-static lt_status check_members(reader *r, const char *group) {
-    hid_t g = H5Gopen2(r->f, group, H5P_DEFAULT);
-    if (g < 0) return lt__err(LT_ERR_FORMAT, "%s: group /%s is missing from %s", r->c.fn, group, r->c.path);
-    H5G_info_t gi;
-    lt_status st = LT_OK;
-    if (H5Gget_info(g, &gi) < 0 || gi.nlinks > LT__CKPT_MAX_LINKS) {
-        st = lt__err(LT_ERR_FORMAT, "%s: group /%s of %s is unreadable or has too many members", r->c.fn, group,
-                     r->c.path);
-        goto done;
+/* Group members are listed with H5Literate in native order, which walks dense storage's B-tree one link at a time.
+ * Not with H5Lget_name_by_idx: it first builds a table of every link, and libhdf5 1.10.8 frees uninitialised
+ * entries of that table when a corrupt link fails to decode (found by tests/fuzz/fuzz_ckpt: a crash in
+ * H5G__link_release_table). */
+typedef struct member_walk {
+    reader *r;
+    const char *group;
+    bool collect; /* append each name to r->names; else check that it is one of them */
+    size_t cap, seen;
+    lt_status st;
+} member_walk;
+
+static herr_t member_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g, (void)info;
+    member_walk *w = data;
+    reader *r = w->r;
+    const size_t len = strnlen(name, LT__CKPT_MAX_NAME + 1);
+    if (++w->seen > LT__CKPT_MAX_LINKS) {
+        w->st = lt__err(LT_ERR_FORMAT, "%s: group /%s of %s has more than %d members", r->c.fn, w->group, r->c.path,
+                        LT__CKPT_MAX_LINKS);
+        return 1;
     }
-    for (hsize_t i = 0; i < gi.nlinks; i++) {
-        char name[LT__CKPT_MAX_NAME + 2];
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        bool known = len > 0 && len <= LT__CKPT_MAX_NAME;
-        if (known) {
-            known = false;
-            for (int k = 0; k < r->n_names && !known; k++) known = strcmp(r->names[k], name) == 0;
-        }
-        if (!known) {
-            st = lt__err(LT_ERR_FORMAT, "%s: extra member /%s/%s in %s: the model has no such parameter", r->c.fn,
-                         group, len > 0 && len <= LT__CKPT_MAX_NAME ? name : "(overlong name)", r->c.path);
-            goto done;
-        }
+    if (len == 0 || len > LT__CKPT_MAX_NAME) {
+        w->st = lt__err(LT_ERR_FORMAT, "%s: a member of /%s in %s has an empty or overlong name", r->c.fn, w->group,
+                        r->c.path);
+        return 1;
     }
-done:
-    H5Gclose(g);
-    return st;
+    if (w->collect) {
+        if ((size_t)r->n_names == w->cap) {
+            size_t cap = w->cap ? 2 * w->cap : 64;
+            char **grown = realloc(r->names, cap * sizeof *grown);
+            if (!grown) {
+                w->st = lt__err(LT_ERR_OOM, "%s: out of memory", r->c.fn);
+                return 1;
+            }
+            r->names = grown, w->cap = cap;
+        }
+        if (!(r->names[r->n_names] = strdup(name))) {
+            w->st = lt__err(LT_ERR_OOM, "%s: out of memory", r->c.fn);
+            return 1;
+        }
+        r->n_names++;
+        return 0;
+    }
+    for (int k = 0; k < r->n_names; k++)
+        if (strcmp(r->names[k], name) == 0) return 0;
+    w->st = lt__err(LT_ERR_FORMAT, "%s: extra member /%s/%s in %s: the model has no such parameter", r->c.fn, w->group,
+                    name, r->c.path);
+    return 1;
 }
 
-/* The parameter names: the model's, or (validating without a trainer) those under /params in file order. */
+static lt_status walk_members(reader *r, const char *group, bool collect) {
+    hid_t g = H5Gopen2(r->f, group, H5P_DEFAULT);
+    if (g < 0) return lt__err(LT_ERR_FORMAT, "%s: group /%s is missing from %s", r->c.fn, group, r->c.path);
+    member_walk w = {.r = r, .group = group, .collect = collect, .st = LT_OK};
+    hsize_t idx = 0;
+    herr_t rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, member_cb, &w);
+    H5Gclose(g);
+    if (w.st != LT_OK) return w.st;
+    if (rc < 0) {
+        char what[64];
+        snprintf(what, sizeof what, "listing the members of /%s", group);
+        return lt__h5_err(LT_ERR_FORMAT, &r->c, what);
+    }
+    return LT_OK;
+}
+
+/* Every member of group must be one of the parameter names. */
+static lt_status check_members(reader *r, const char *group) { return walk_members(r, group, false); }
+
+/* The parameter names: the model's, or (validating without a trainer) those under /params in the file's order. */
 static lt_status collect_names(reader *r) {
     if (r->t) {
         lt_params *p = lt_gpt_params(r->t->model);
@@ -288,37 +331,9 @@ static lt_status collect_names(reader *r) {
         for (int i = 0; i < r->n_names; i++) lt_params_get(p, i, (const char **)&r->names[i], NULL);
         return LT_OK;
     }
-    hid_t g = H5Gopen2(r->f, "params", H5P_DEFAULT);
-    if (g < 0) return lt__err(LT_ERR_FORMAT, "%s: group /params is missing from %s", r->c.fn, r->c.path);
-    H5G_info_t gi;
-    lt_status st = LT_OK;
-    if (H5Gget_info(g, &gi) < 0 || gi.nlinks > LT__CKPT_MAX_LINKS || gi.nlinks == 0) {
-        st = lt__err(LT_ERR_FORMAT, "%s: /params of %s is unreadable, empty or has too many members", r->c.fn,
-                     r->c.path);
-        goto done;
-    }
-    r->names = calloc(gi.nlinks + 1, sizeof *r->names);
-    if (!r->names) {
-        st = lt__err(LT_ERR_OOM, "%s: out of memory", r->c.fn);
-        goto done;
-    }
-    for (hsize_t i = 0; i < gi.nlinks; i++) {
-        char name[LT__CKPT_MAX_NAME + 2];
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        if (len <= 0 || len > LT__CKPT_MAX_NAME) {
-            st = lt__err(LT_ERR_FORMAT, "%s: a member of /params in %s has an empty or overlong name", r->c.fn,
-                         r->c.path);
-            goto done;
-        }
-        if (!(r->names[r->n_names] = strdup(name))) {
-            st = lt__err(LT_ERR_OOM, "%s: out of memory", r->c.fn);
-            goto done;
-        }
-        r->n_names++;
-    }
-done:
-    H5Gclose(g);
-    return st;
+    LT_TRY(walk_members(r, "params", true));
+    if (r->n_names == 0) return lt__err(LT_ERR_FORMAT, "%s: /params of %s is empty", r->c.fn, r->c.path);
+    return LT_OK;
 }
 
 /* ---- STRICT comparisons: saved hyperparameters against the trainer's ---- */
@@ -394,7 +409,7 @@ done:
     return st;
 }
 
-/* ---- The whole read: open, validate everything, read and CRC-check, then (commit) restore the trainer ---- */
+/* ---- The whole read: open, validate, read and CRC-check; lt_trainer_resume then restores the trainer ---- */
 
 /* path_or_dir: a file, or a directory whose `latest` names a file in it (a bare name: no '/', no leading '.'). */
 static lt_status resolve(const char *fn, const char *path_or_dir, char *out, size_t n) {
@@ -430,8 +445,8 @@ static lt_status copy_into(lt_tensor *dst, void *src, int64_t numel) {
     }
     lt_tensor *blob;
     LT_TRY(lt_tensor_from_blob(src, &numel, NULL, 1, lt_tensor_dtype(dst), LT_DEVICE_CPU, NULL, NULL, &blob));
-    lt_status st = lt_tensor_copy(dst, blob);
-    lt_tensor_release(blob);
+    lt_status st = lt_tensor_copy(dst, blob); /* uploads to dst's device */
+    lt__drop(blob);
     return st;
 }
 
@@ -443,10 +458,26 @@ static lt_status add_entry(reader *r, const char *fmt, const char *name, int par
     return LT_OK;
 }
 
-static lt_status run_reader(reader *r, bool commit, lt_ckpt_info *info) {
+/* What a successful read leaves for the commit (lt_trainer_resume), laid out like the trainer's flat buffers. */
+typedef struct staged {
+    void *buf[3]; /* params, then AdamW m and v (STRICT only): total elements each, in the model's dtype */
+    int64_t total, step, opt_step;
+    lt__rank_row *rows; /* STRICT only: one per rank of the saving run (the same world size as this one) */
+    char path[4096];    /* the file read, for messages */
+} staged;
+
+static void staged_free(staged *s) {
+    for (int w = 0; w < 3; w++) free(s->buf[w]);
+    free(s->rows);
+    memset(s, 0, sizeof *s);
+}
+
+/* Validates and reads everything into staging buffers; with out (and a trainer) hands them over, else frees them.
+ * The trainer is never changed here. */
+static lt_status run_reader(reader *r, staged *out, lt_ckpt_info *info) {
     const char *fn = r->c.fn, *file = r->c.path;
     char buf[LT__CKPT_MAX_STR + 1];
-    int64_t version, step, tokens, world, zero, opt_step, sched_step;
+    int64_t version, step, tokens, world, zero, opt_step = 0, sched_step = 0;
     LT_TRY(attr_str(r, r->f, "/", "format", buf, 64));
     if (strcmp(buf, LT__CKPT_FORMAT) != 0)
         return lt__err(LT_ERR_FORMAT, "%s: %s is not a libtrain checkpoint (format '%s')", fn, file, buf);
@@ -464,9 +495,14 @@ static lt_status run_reader(reader *r, bool commit, lt_ckpt_info *info) {
                        "%s: %s has step %lld, tokens_seen %lld, world_size %lld, zero_stage %lld: out of "
                        "range (zero_stage must be 0)",
                        fn, file, (long long)step, (long long)tokens, (long long)world, (long long)zero);
-    if (r->t && world != 1)
-        return lt__err(LT_ERR_UNSUPPORTED, "%s: %s was saved by %lld ranks; this build resumes single-process runs", fn,
-                       file, (long long)world);
+    /* Each rank's part of every batch and its dropout stream depend on the world size, so another one cannot
+     * continue the run exactly; the parameters alone are the same on every rank and load anywhere. */
+    if (r->t && r->mode == LT_CKPT_STRICT && world != r->t->world)
+        return lt__err(
+            LT_ERR_UNSUPPORTED,
+            "%s: %s was saved with world size %lld but this run has world size %d: an exact resume needs the same "
+            "one (resume it with world size %lld, or load the parameters only with LT_CKPT_PARAMS_ONLY)",
+            fn, file, (long long)world, r->t->world, (long long)world);
     r->world = (int)world;
     LT_TRY(attr_str(r, r->f, "/", "dtype", buf, 8));
     r->dtype = strcmp(buf, "f32") == 0 ? LT_F32 : strcmp(buf, "f64") == 0 ? LT_F64 : LT_DTYPE_COUNT;
@@ -539,7 +575,7 @@ static lt_status run_reader(reader *r, bool commit, lt_ckpt_info *info) {
         if (r->e[k].numel > biggest) biggest = r->e[k].numel;
     }
     void *stage[3] = {NULL, NULL, NULL}, *scratch = NULL;
-    uint64_t rng[2] = {0, 0}, cursor[3] = {0, 0, 0};
+    uint64_t *rows = NULL; /* world rows of (seed, offset) from /rng/dropout, then world rows of /data's cursor */
     if (r->t) {
         total = lt_params_numel(lt_gpt_params(r->t->model));
         for (int w = 0; w < (full ? 3 : 1); w++)
@@ -558,53 +594,42 @@ static lt_status run_reader(reader *r, bool commit, lt_ckpt_info *info) {
         }
         st = read_dataset(r, e->path, r->mtype, dst, (size_t)e->numel * r->esz, e->crc);
     }
-    if (st == LT_OK && full && r->t) {
-        st = read_dataset(r, "rng/dropout", H5T_NATIVE_UINT64, rng, sizeof rng, rng_crc);
-        if (st == LT_OK) st = read_dataset(r, "data", H5T_NATIVE_UINT64, cursor, sizeof cursor, data_crc);
-    } else if (st == LT_OK && full) {
-        uint64_t *tmp = malloc(sizeof(uint64_t) * 3 * (size_t)world);
-        st = tmp ? read_dataset(r, "rng/dropout", H5T_NATIVE_UINT64, tmp, sizeof(uint64_t) * 2 * (size_t)world, rng_crc)
-                 : lt__err(LT_ERR_OOM, "%s: out of memory", fn);
+    const size_t nw = (size_t)world;
+    if (st == LT_OK && full) {
+        rows = malloc(sizeof(uint64_t) * 5 * nw);
+        st = rows ? read_dataset(r, "rng/dropout", H5T_NATIVE_UINT64, rows, sizeof(uint64_t) * 2 * nw, rng_crc)
+                  : lt__err(LT_ERR_OOM, "%s: out of memory", fn);
         if (st == LT_OK)
-            st = read_dataset(r, "data", H5T_NATIVE_UINT64, tmp, sizeof(uint64_t) * 3 * (size_t)world, data_crc);
-        free(tmp);
+            st = read_dataset(r, "data", H5T_NATIVE_UINT64, rows + 2 * nw, sizeof(uint64_t) * 3 * nw, data_crc);
     }
     if (st == LT_OK && r->t && r->mode == LT_CKPT_STRICT) {
-        if (cursor[0] != r->t->cfg.seed)
-            st = lt__err(LT_ERR_ARG, "%s: STRICT: /data seed is %llu in %s, the trainer's is %llu", fn,
-                         (unsigned long long)cursor[0], file, (unsigned long long)r->t->cfg.seed);
-        else if (opt_step != step || sched_step != step)
+        /* every rank's loader runs from rank 0's seed */
+        for (size_t w = 0; st == LT_OK && w < nw; w++)
+            if (rows[2 * nw + 3 * w] != r->t->cfg.seed)
+                st = lt__err(LT_ERR_ARG, "%s: STRICT: /data seed of rank %zu is %llu in %s, the trainer's is %llu", fn,
+                             w, (unsigned long long)rows[2 * nw + 3 * w], file, (unsigned long long)r->t->cfg.seed);
+        if (st == LT_OK && (opt_step != step || sched_step != step))
             st = lt__err(LT_ERR_FORMAT, "%s: %s is inconsistent: step %lld, /optim step %lld, /schedule step %lld", fn,
                          file, (long long)step, (long long)opt_step, (long long)sched_step);
-        else if (step > r->t->cfg.steps)
+        else if (st == LT_OK && step > r->t->cfg.steps)
             st = lt__err(LT_ERR_ARG, "%s: %s is at step %lld, beyond the trainer's %lld steps", fn, file,
                          (long long)step, (long long)r->t->cfg.steps);
     }
 
-    /* Commit: the loader's check is the only one left that can fail, so it goes first. */
-    if (st == LT_OK && commit && r->t) {
-        lt_trainer *t = r->t;
-        lt_params *p = lt_gpt_params(t->model);
-        lt_tensor *flat, *m, *v;
-        st = lt_params_flat(p, &flat, NULL);
-        if (st == LT_OK) st = lt_optim_state(t->opt, &m, &v);
-        if (st == LT_OK && r->mode == LT_CKPT_STRICT) {
-            lt_loader_state ls = {.seed = cursor[0], .epoch = cursor[1], .batch = cursor[2]};
-            st = lt_loader_set_state(t->train_loader, &ls);
-            if (st != LT_OK)
-                st = lt__err(st, "%s: /data of %s does not fit this loader: %s", fn, file, lt_last_error());
-            if (st == LT_OK) st = copy_into(m, stage[1], total);
-            if (st == LT_OK) st = copy_into(v, stage[2], total);
-            if (st == LT_OK) st = lt_optim_set_steps(t->opt, opt_step);
-            if (st == LT_OK) {
-                lt_philox *ph = lt_gpt_rng(t->model);
-                ph->seed = rng[0];
-                ph->offset = rng[1];
-                t->steps_done = step;
-                t->last_saved = step;
-            }
+    /* Hand the staged state to the caller, which commits it (lt_trainer_resume). */
+    if (st == LT_OK && out && r->t) {
+        if (full && !(out->rows = malloc(sizeof *out->rows * nw))) st = lt__err(LT_ERR_OOM, "%s: out of memory", fn);
+        for (size_t w = 0; st == LT_OK && full && w < nw; w++) {
+            memcpy(out->rows[w].rng, rows + 2 * w, sizeof out->rows[w].rng);
+            memcpy(out->rows[w].cursor, rows + 2 * nw + 3 * w, sizeof out->rows[w].cursor);
         }
-        if (st == LT_OK) st = copy_into(flat, stage[0], total);
+        if (st == LT_OK) {
+            for (int w = 0; w < 3; w++) out->buf[w] = stage[w], stage[w] = NULL;
+            out->total = total;
+            out->step = step;
+            out->opt_step = opt_step;
+            snprintf(out->path, sizeof out->path, "%s", file);
+        }
     }
     if (st == LT_OK && info) {
         size_t keep = info->struct_size;
@@ -622,10 +647,11 @@ static lt_status run_reader(reader *r, bool commit, lt_ckpt_info *info) {
     }
     for (int w = 0; w < 3; w++) free(stage[w]);
     free(scratch);
+    free(rows);
     return st;
 }
 
-static lt_status read_checkpoint(const char *fn, const char *path_or_dir, lt_trainer *t, lt_ckpt_mode mode, bool commit,
+static lt_status read_checkpoint(const char *fn, const char *path_or_dir, lt_trainer *t, lt_ckpt_mode mode, staged *out,
                                  lt_ckpt_info *info) {
     char path[4096];
     LT_TRY(resolve(fn, path_or_dir, path, sizeof path));
@@ -646,7 +672,7 @@ static lt_status read_checkpoint(const char *fn, const char *path_or_dir, lt_tra
     } else if ((r.f = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
         st = lt__h5_err(LT_ERR_FORMAT, &r.c, "H5Fopen (truncated or corrupt file?)");
     } else {
-        st = run_reader(&r, commit, info);
+        st = run_reader(&r, out, info);
     }
     if (r.f >= 0) H5Fclose(r.f);
     if (fapl >= 0) H5Pclose(fapl);
@@ -658,6 +684,70 @@ static lt_status read_checkpoint(const char *fn, const char *path_or_dir, lt_tra
     return st;
 }
 
+/* Rank 0's staged state on every other rank: a header first, then (after the ranks agree that each could allocate
+ * its buffers) the buffers themselves. Rank 0 alone reads the file, so only its node needs to see the directory. */
+static lt_status share_header(const char *fn, lt_trainer *t, lt_ckpt_mode mode, staged *s) {
+    struct {
+        int64_t total, step, opt_step;
+        char path[4096];
+    } h = {s->total, s->step, s->opt_step, ""};
+    snprintf(h.path, sizeof h.path, "%s", s->path);
+    LT_TRY(lt__ckpt_bcast(t, &h, sizeof h));
+    if (t->rank == 0) return LT_OK;
+    s->total = h.total, s->step = h.step, s->opt_step = h.opt_step;
+    memcpy(s->path, h.path, sizeof s->path);
+    const int64_t mine = lt_params_numel(lt_gpt_params(t->model));
+    if (mine != s->total)
+        return lt__err(LT_ERR_STATE, "%s: this rank's model has %lld parameters, rank 0's %lld", fn, (long long)mine,
+                       (long long)s->total);
+    const size_t bytes = (size_t)(s->total > 0 ? s->total : 1) * lt_dtype_size(t->cfg.dtype);
+    for (int w = 0; w < (mode == LT_CKPT_STRICT ? 3 : 1); w++)
+        if (!(s->buf[w] = malloc(bytes)))
+            return lt__err(LT_ERR_OOM, "%s: out of memory staging %lld elements", fn, (long long)s->total);
+    if (mode == LT_CKPT_STRICT && !(s->rows = malloc(sizeof *s->rows * (size_t)t->world)))
+        return lt__err(LT_ERR_OOM, "%s: out of memory", fn);
+    return LT_OK;
+}
+
+static lt_status share_buffers(lt_trainer *t, lt_ckpt_mode mode, staged *s) {
+    const size_t bytes = (size_t)s->total * lt_dtype_size(t->cfg.dtype);
+    for (int w = 0; w < (mode == LT_CKPT_STRICT ? 3 : 1); w++) LT_TRY(lt__ckpt_bcast(t, s->buf[w], bytes));
+    if (mode == LT_CKPT_STRICT) LT_TRY(lt__ckpt_bcast(t, s->rows, sizeof *s->rows * (size_t)t->world));
+    return LT_OK;
+}
+
+/* The one step of the commit that can fail on a CPU trainer: this rank's cursor into its loader. old gets the
+ * loader's state before, to undo it when another rank failed. */
+static lt_status commit_cursor(const char *fn, lt_trainer *t, const staged *s, lt_loader_state *old) {
+    LT_TRY(lt_loader_get_state(t->train_loader, old));
+    const uint64_t *c = s->rows[t->rank].cursor;
+    lt_loader_state ls = {.seed = c[0], .epoch = c[1], .batch = c[2]};
+    lt_status st = lt_loader_set_state(t->train_loader, &ls);
+    if (st != LT_OK) return lt__err(st, "%s: /data of %s does not fit this loader: %s", fn, s->path, lt_last_error());
+    return LT_OK;
+}
+
+static lt_status commit_rest(lt_trainer *t, lt_ckpt_mode mode, const staged *s) {
+    lt_tensor *flat, *m, *v;
+    LT_TRY(lt_params_flat(lt_gpt_params(t->model), &flat, NULL));
+    LT_TRY(lt_optim_state(t->opt, &m, &v));
+    if (mode == LT_CKPT_STRICT) {
+        LT_TRY(copy_into(m, s->buf[1], s->total));
+        LT_TRY(copy_into(v, s->buf[2], s->total));
+        LT_TRY(lt_optim_set_steps(t->opt, s->opt_step));
+        lt_philox *ph = lt_gpt_rng(t->model);
+        ph->seed = s->rows[t->rank].rng[0];
+        ph->offset = s->rows[t->rank].rng[1];
+        t->steps_done = s->step;
+        t->last_saved = s->step;
+    }
+    return copy_into(flat, s->buf[0], s->total);
+}
+
+/* With one process: read, then commit. Under MPI (collective): rank 0 reads and validates, every rank learns the
+ * outcome, the staged state is broadcast, each rank takes its own row (cursor and dropout stream), and each step that
+ * can fail on one rank is agreed, so every rank returns the same status and a failure leaves every trainer as it was
+ * (except a device copy failing half-way, which leaves the trainer unusable). */
 LT_API lt_status lt_trainer_resume(lt_trainer *t, const char *path_or_dir, lt_ckpt_mode mode) {
     static const char *fn = "lt_trainer_resume";
     lt__clear_error();
@@ -665,7 +755,26 @@ LT_API lt_status lt_trainer_resume(lt_trainer *t, const char *path_or_dir, lt_ck
     LT_CHECK_NOT_NULL(fn, path_or_dir);
     if (mode != LT_CKPT_STRICT && mode != LT_CKPT_PARAMS_ONLY)
         return lt__err(LT_ERR_ARG, "%s: unknown mode %d", fn, (int)mode);
-    return read_checkpoint(fn, path_or_dir, t, mode, true, NULL);
+    staged s;
+    memset(&s, 0, sizeof s);
+    /* After each agreement the status is the same on every rank, so every rank takes the same branches. */
+    lt_status st = t->rank == 0 ? read_checkpoint(fn, path_or_dir, t, mode, &s, NULL) : LT_OK;
+    if ((st = lt__ckpt_agree(t, st)) != LT_OK) goto done;
+    if (t->world > 1) {
+        if ((st = lt__ckpt_agree(t, share_header(fn, t, mode, &s))) != LT_OK) goto done;
+        if ((st = lt__ckpt_agree(t, share_buffers(t, mode, &s))) != LT_OK) goto done;
+    }
+    lt_loader_state old;
+    bool moved = false;
+    if (mode == LT_CKPT_STRICT) moved = (st = commit_cursor(fn, t, &s, &old)) == LT_OK;
+    if ((st = lt__ckpt_agree(t, st)) != LT_OK) {
+        if (moved) lt_loader_set_state(t->train_loader, &old);
+        goto done;
+    }
+    st = lt__ckpt_agree(t, commit_rest(t, mode, &s));
+done:
+    staged_free(&s);
+    return st;
 }
 
 LT_API lt_status lt_ckpt_validate(const char *path, const lt_trainer *against, lt_ckpt_info *info) {
@@ -674,8 +783,8 @@ LT_API lt_status lt_ckpt_validate(const char *path, const lt_trainer *against, l
     LT_CHECK_NOT_NULL(fn, path);
     if (info && info->struct_size < sizeof *info)
         return lt__err(LT_ERR_ARG, "%s: info->struct_size is %zu, expected %zu", fn, info->struct_size, sizeof *info);
-    /* The trainer is only read: commit is false. */
-    return read_checkpoint(fn, path, (lt_trainer *)against, LT_CKPT_STRICT, false, info);
+    /* The trainer is only read: nothing is handed over for a commit. */
+    return read_checkpoint(fn, path, (lt_trainer *)against, LT_CKPT_STRICT, NULL, info);
 }
 
 #else

@@ -91,21 +91,22 @@ static lt_status write_root(const lt__h5_ctx *c, hid_t f, lt_trainer *t) {
     const lt_train_config *cfg = &t->cfg;
     char json[1024];
     lt__model_json(t, json, sizeof json);
-    const int64_t tokens = t->steps_done * cfg->batch_size * cfg->seq_len * cfg->grad_accum;
+    const int64_t tokens = t->steps_done * cfg->batch_size * cfg->seq_len * cfg->grad_accum * t->world;
     LT_TRY(attr_str(c, f, "format", LT__CKPT_FORMAT));
     LT_TRY(attr_i64(c, f, "version", LT__CKPT_VERSION));
     LT_TRY(attr_str(c, f, "model_config", json));
     LT_TRY(attr_str(c, f, "dtype", lt_dtype_name(cfg->dtype)));
     LT_TRY(attr_i64(c, f, "step", t->steps_done));
     LT_TRY(attr_i64(c, f, "tokens_seen", tokens));
-    LT_TRY(attr_i64(c, f, "world_size", 1));
+    LT_TRY(attr_i64(c, f, "world_size", t->world));
     LT_TRY(attr_i64(c, f, "zero_stage", 0));
     LT_TRY(attr_str(c, f, "library_version", lt_version()));
     return LT_OK;
 }
 
-/* /params, /optim, /rng, /data and /schedule (docs/checkpoint-format.md). */
-static lt_status write_body(const lt__h5_ctx *c, hid_t f, lt_trainer *t, const lt__flat *flat) {
+/* /params, /optim, /rng, /data and /schedule (docs/checkpoint-format.md); rows[r] is rank r's own state. */
+static lt_status write_body(const lt__h5_ctx *c, hid_t f, lt_trainer *t, const lt__flat *flat,
+                            const lt__rank_row *rows) {
     const lt_train_config *cfg = &t->cfg;
     lt_status st = LT_OK;
     hid_t params = H5I_INVALID_HID, optim = H5I_INVALID_HID, pg = H5I_INVALID_HID, rng = H5I_INVALID_HID,
@@ -140,21 +141,28 @@ static lt_status write_body(const lt__h5_ctx *c, hid_t f, lt_trainer *t, const l
     LT_TRY_GOTO(attr_f64(c, optim, "weight_decay", cfg->weight_decay), done);
     LT_TRY_GOTO(attr_f64(c, optim, "grad_clip", cfg->grad_clip), done);
 
-    /* Per-rank state is one row per rank, so the same layout holds a data-parallel run's states. */
-    const lt_philox *ph = lt_gpt_rng(t->model);
-    const uint64_t rng_row[2] = {ph->seed, ph->offset};
-    LT_TRY_GOTO(make_group(c, f, "rng", &rng), done);
-    LT_TRY_GOTO(attr_str(c, rng, "generator", "philox4x32-10 (seed, offset) as curand_init(seed, 0, offset)"), done);
-    LT_TRY_GOTO(write_dataset(c, rng, "dropout", H5T_STD_U64LE, H5T_NATIVE_UINT64, (int64_t[]){1, 2}, 2, rng_row,
-                              sizeof rng_row, true),
-                done);
-
-    lt_loader_state ls;
-    LT_TRY_GOTO(lt_loader_get_state(t->train_loader, &ls), done);
-    const uint64_t cursor[3] = {ls.seed, ls.epoch, ls.batch};
-    LT_TRY_GOTO(write_dataset(c, f, "data", H5T_STD_U64LE, H5T_NATIVE_UINT64, (int64_t[]){1, 3}, 2, cursor,
-                              sizeof cursor, true),
-                done);
+    /* Per-rank state: one row per rank, rank r's in row r. */
+    const int64_t world = t->world;
+    uint64_t *cols = malloc(sizeof(uint64_t) * 5 * (size_t)world);
+    if (!cols) {
+        st = lt__err(LT_ERR_OOM, "%s: out of memory for %lld ranks' rows", c->fn, (long long)world);
+        goto done;
+    }
+    uint64_t *rng_rows = cols, *cursors = cols + 2 * world;
+    for (int64_t r = 0; r < world; r++) {
+        memcpy(rng_rows + 2 * r, rows[r].rng, sizeof rows[r].rng);
+        memcpy(cursors + 3 * r, rows[r].cursor, sizeof rows[r].cursor);
+    }
+    st = make_group(c, f, "rng", &rng);
+    if (st == LT_OK) st = attr_str(c, rng, "generator", "philox4x32-10 (seed, offset) as curand_init(seed, 0, offset)");
+    if (st == LT_OK)
+        st = write_dataset(c, rng, "dropout", H5T_STD_U64LE, H5T_NATIVE_UINT64, (int64_t[]){world, 2}, 2, rng_rows,
+                           sizeof(uint64_t) * 2 * (size_t)world, true);
+    if (st == LT_OK)
+        st = write_dataset(c, f, "data", H5T_STD_U64LE, H5T_NATIVE_UINT64, (int64_t[]){world, 3}, 2, cursors,
+                           sizeof(uint64_t) * 3 * (size_t)world, true);
+    free(cols);
+    if (st != LT_OK) goto done;
     hid_t data = H5Dopen2(f, "data", H5P_DEFAULT);
     LT_H5_TRY(data, "data");
     st = attr_str(c, data, "columns", "seed,epoch,batch");
@@ -181,7 +189,7 @@ done:
     return st;
 }
 
-static lt_status write_file(const lt__h5_ctx *c, const char *path, lt_trainer *t) {
+static lt_status write_file(const lt__h5_ctx *c, const char *path, lt_trainer *t, const lt__rank_row *rows) {
     lt_status st = LT_OK;
     lt__flat flat;
     LT_TRY(lt__flat_host(c->fn, t, &flat));
@@ -191,7 +199,7 @@ static lt_status write_file(const lt__h5_ctx *c, const char *path, lt_trainer *t
     LT_H5_TRY(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110), "H5Pset_libver_bounds");
     LT_H5_TRY(f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "H5Fcreate");
     LT_TRY_GOTO(write_root(c, f, t), done);
-    LT_TRY_GOTO(write_body(c, f, t, &flat), done);
+    LT_TRY_GOTO(write_body(c, f, t, &flat, rows), done);
     herr_t closed = H5Fclose(f);
     f = H5I_INVALID_HID;
     LT_H5_TRY(closed, "H5Fclose");
@@ -298,37 +306,86 @@ static void prune(const char *dir, int keep, long long current) {
     free(steps);
 }
 
+/* This rank's cursor and dropout stream. */
+static lt_status own_row(lt_trainer *t, lt__rank_row *row) {
+    lt_loader_state ls;
+    LT_TRY(lt_loader_get_state(t->train_loader, &ls));
+    const lt_philox *ph = lt_gpt_rng(t->model);
+    *row = (lt__rank_row){{ls.seed, ls.epoch, ls.batch}, {ph->seed, ph->offset}};
+    return LT_OK;
+}
+
+/* The paths of one save, and rank 0's directory made ready (created, stale temporaries removed). */
+typedef struct save_paths {
+    char name[64], tmp[4096], dst[4096];
+} save_paths;
+
+static lt_status prepare_dir(const char *fn, lt_trainer *t, const char *dir, save_paths *p) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return lt__err(LT_ERR_IO, "%s: cannot create directory %s: %s", fn, dir, strerror(errno));
+    prune(dir, 0, -1); /* stale temporaries only */
+    char tmpname[96];
+    snprintf(p->name, sizeof p->name, "step-%08lld.h5", (long long)t->steps_done);
+    snprintf(tmpname, sizeof tmpname, ".%s.tmp-%ld", p->name, (long)getpid());
+    LT_TRY(join(fn, p->tmp, sizeof p->tmp, dir, tmpname));
+    return join(fn, p->dst, sizeof p->dst, dir, p->name);
+}
+
+static lt_status write_synced(const char *fn, lt_trainer *t, const save_paths *p, const lt__rank_row *rows) {
+    lt__h5_session s;
+    lt__h5_enter(&s);
+    lt__h5_ctx c = {fn, p->tmp};
+    lt_status st = write_file(&c, p->tmp, t, rows);
+    lt__h5_leave(&s);
+    if (st == LT_OK) st = fsync_path(fn, p->tmp, false);
+    if (st != LT_OK) unlink(p->tmp);
+    return st;
+}
+
+static lt_status commit(const char *fn, const char *dir, const save_paths *p) {
+    LT_TRY(rename_into_place(fn, p->tmp, p->dst));
+    LT_TRY(fsync_path(fn, dir, true));
+    LT_TRY(write_latest(fn, dir, p->name));
+    return fsync_path(fn, dir, true);
+}
+
+/* One process, or rank 0 of many: rank 0 alone touches the directory, so it need not be shared for saving. Every
+ * rank's row is gathered to rank 0 first; after rank 0 has written and fsynced the temporary file, the ranks agree on
+ * success (lt__ckpt_agree: an all-reduce, then the failing rank's message to all), and only then does rank 0 rename
+ * it into place and update latest; the commit's own result is agreed again, so every rank returns the same status.
+ * ZeRO shards (later) are gathered to rank 0 in the same window and written as the full /optim datasets. */
 LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last) {
     static const char *fn = "lt_trainer_save";
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, t);
     LT_CHECK_NOT_NULL(fn, dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return lt__err(LT_ERR_IO, "%s: cannot create directory %s: %s", fn, dir, strerror(errno));
-    prune(dir, 0, -1); /* stale temporaries only */
-    char name[64], tmpname[96], tmp[4096], dst[4096];
-    snprintf(name, sizeof name, "step-%08lld.h5", (long long)t->steps_done);
-    snprintf(tmpname, sizeof tmpname, ".%s.tmp-%ld", name, (long)getpid());
-    LT_TRY(join(fn, tmp, sizeof tmp, dir, tmpname));
-    LT_TRY(join(fn, dst, sizeof dst, dir, name));
-
-    lt__h5_session s;
-    lt__h5_enter(&s);
-    lt__h5_ctx c = {fn, tmp};
-    lt_status st = write_file(&c, tmp, t);
-    lt__h5_leave(&s);
-    if (st == LT_OK) st = fsync_path(fn, tmp, false);
-    if (st != LT_OK) {
-        unlink(tmp);
-        return st;
+    const bool root = t->rank == 0;
+    lt__rank_row row, *rows = NULL;
+    save_paths p;
+    lt_status st = own_row(t, &row);
+    if (st == LT_OK && root && !(rows = malloc(sizeof *rows * (size_t)t->world)))
+        st = lt__err(LT_ERR_OOM, "%s: out of memory for %d ranks' rows", fn, t->world);
+    if (st == LT_OK && root) st = prepare_dir(fn, t, dir, &p);
+    /* After each agreement the status is the same on every rank, so every rank takes the same branches. */
+    if ((st = lt__ckpt_agree(t, st)) != LT_OK) goto done;
+    if (t->world > 1)
+        st = lt_dist_gather(t->cfg.dist, &row, (int64_t)sizeof row, rows, 0);
+    else
+        rows[0] = row;
+    if (st == LT_OK && root) st = write_synced(fn, t, &p, rows);
+    /* The commit point: nothing is renamed unless every rank succeeded. */
+    if ((st = lt__ckpt_agree(t, st)) != LT_OK) {
+        if (root) unlink(p.tmp);
+        goto done;
     }
-    LT_TRY(rename_into_place(fn, tmp, dst));
-    LT_TRY(fsync_path(fn, dir, true));
-    LT_TRY(write_latest(fn, dir, name));
-    LT_TRY(fsync_path(fn, dir, true));
-    prune(dir, keep_last, (long long)t->steps_done);
-    t->last_saved = t->steps_done;
-    return LT_OK;
+    if (root) {
+        st = commit(fn, dir, &p);
+        if (st == LT_OK) prune(dir, keep_last, (long long)t->steps_done);
+    }
+    if ((st = lt__ckpt_agree(t, st)) == LT_OK) t->last_saved = t->steps_done;
+done:
+    free(rows);
+    return st;
 }
 
 #else

@@ -231,6 +231,21 @@ LT_API lt_status lt_dist_broadcast(lt_dist *d, void *data, int64_t nbytes, int r
     return LT_OK;
 }
 
+LT_API lt_status lt_dist_gather(lt_dist *d, const void *send, int64_t nbytes, void *recv, int root) {
+    static const char *fn = "lt_dist_gather";
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, d);
+    /* MPI counts are int: the root receives world * nbytes, which must fit too. */
+    if (nbytes < 0 || nbytes > INT32_MAX / d->world || (nbytes > 0 && !send) || root < 0 || root >= d->world ||
+        (d->rank == root && nbytes > 0 && !recv))
+        return lt__err(LT_ERR_ARG,
+                       "%s: nbytes %lld (at most 2^31 / world, with send, and recv at the root), root %d of "
+                       "world %d",
+                       fn, (long long)nbytes, root, d->world);
+    LT_MPI(fn, d, MPI_Gather(send, (int)nbytes, MPI_BYTE, recv, (int)nbytes, MPI_BYTE, root, d->comm));
+    return LT_OK;
+}
+
 LT_API lt_status lt_dist_barrier(lt_dist *d) {
     static const char *fn = "lt_dist_barrier";
     lt__clear_error();
@@ -280,6 +295,10 @@ LT_API lt_status lt_dist_allreduce_scalar(lt_dist *d, double *value, lt_dist_op 
 LT_API lt_status lt_dist_broadcast(lt_dist *d, void *data, int64_t nbytes, int root) {
     (void)d, (void)data, (void)nbytes, (void)root;
     return LT_NO_MPI("lt_dist_broadcast");
+}
+LT_API lt_status lt_dist_gather(lt_dist *d, const void *send, int64_t nbytes, void *recv, int root) {
+    (void)d, (void)send, (void)nbytes, (void)recv, (void)root;
+    return LT_NO_MPI("lt_dist_gather");
 }
 LT_API lt_status lt_dist_barrier(lt_dist *d) {
     (void)d;

@@ -105,7 +105,8 @@ static lt_status lt__open_data(const char *fn, lt_trainer *t) {
 }
 
 /* config->resume: NULL or "none" starts fresh; "auto" resumes from ckpt_dir's latest when there is one; anything else
- * is a checkpoint file or directory that must load (STRICT). */
+ * is a checkpoint file or directory that must load (STRICT). Under MPI rank 0 alone looks at the directory (the
+ * others need not see it) and lt_trainer_resume is collective, so every rank gets the same result. */
 static lt_status lt__resume_from_config(const char *fn, lt_trainer *t, bool *resumed) {
     const char *r = t->cfg.resume;
     *resumed = false;
@@ -114,7 +115,9 @@ static lt_status lt__resume_from_config(const char *fn, lt_trainer *t, bool *res
         char latest[4096];
         if (!t->cfg.ckpt_dir) return lt__err(LT_ERR_ARG, "%s: resume \"auto\" needs ckpt_dir", fn);
         snprintf(latest, sizeof latest, "%s/latest", t->cfg.ckpt_dir);
-        if (access(latest, F_OK) != 0) return LT_OK; /* nothing saved yet: a fresh run */
+        int32_t have = t->rank == 0 && access(latest, F_OK) == 0;
+        if (t->world > 1) LT_TRY(lt_dist_broadcast(t->cfg.dist, &have, sizeof have, 0));
+        if (!have) return LT_OK; /* nothing saved yet: a fresh run */
         r = t->cfg.ckpt_dir;
     }
     lt_status st = lt_trainer_resume(t, r, LT_CKPT_STRICT);
@@ -124,7 +127,8 @@ static lt_status lt__resume_from_config(const char *fn, lt_trainer *t, bool *res
 }
 
 /* Data parallelism: what the trainer cannot do with more than one rank yet, and rank 0's seed for everyone (the
- * data order and the dropout streams derive from it). Each rank prints and writes metrics only on rank 0. */
+ * data order and the dropout streams derive from it). Only rank 0 prints and writes metrics. Checkpoints work on any
+ * number of ranks: rank 0 writes them after gathering every rank's cursor (src/ckpt/). */
 static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
     lt_train_config *c = &t->cfg;
     t->rank = lt_dist_rank(c->dist);
@@ -133,11 +137,6 @@ static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
     if (c->device.type != LT_CPU)
         return lt__err(LT_ERR_UNSUPPORTED,
                        "%s: data parallelism on a GPU needs NCCL, which is not built yet; use the CPU", fn);
-    if (c->ckpt_dir || (c->resume && strcmp(c->resume, "none") != 0))
-        return lt__err(LT_ERR_UNSUPPORTED,
-                       "%s: checkpoints with %d ranks are not supported yet (the format holds one rank's state); "
-                       "unset ckpt_dir and resume",
-                       fn, t->world);
     LT_TRY(lt_dist_broadcast(c->dist, &c->seed, sizeof c->seed, 0));
     if (t->rank != 0) {
         c->progress = LT_PROGRESS_NONE;
@@ -148,7 +147,7 @@ static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
 
 /* Every rank learns whether every other created its trainer (st is this rank's result), before anything collective
  * follows, so that one rank's bad file fails every rank instead of leaving them waiting in a broadcast. */
-static lt_status lt__dist_agree_created(const char *fn, lt_trainer *t, lt_status st) {
+static lt_status lt__dist_agree(const char *fn, lt_trainer *t, lt_status st) {
     double first_failed = st == LT_OK ? (double)t->world : (double)t->rank;
     lt_status rs = lt_dist_allreduce_scalar(t->cfg.dist, &first_failed, LT_DIST_MIN);
     if (st != LT_OK) return st;
@@ -156,6 +155,12 @@ static lt_status lt__dist_agree_created(const char *fn, lt_trainer *t, lt_status
     if (first_failed < (double)t->world)
         return lt__err(LT_ERR_STATE, "%s: rank %d failed to create its trainer (its message is on its stderr)", fn,
                        (int)first_failed);
+    return LT_OK;
+}
+
+/* lt__dist_agree, then rank 0's parameters and a dropout stream per rank. A resume (after this) overwrites both. */
+static lt_status lt__dist_agree_created(const char *fn, lt_trainer *t, lt_status st) {
+    LT_TRY(lt__dist_agree(fn, t, st));
     /* Ranks may have been started with different seeds: rank 0's parameters win. Dropout masks must differ
      * between ranks, as they would between the rows of one big batch. */
     LT_TRY(lt_dist_broadcast_params(t->cfg.dist, lt_gpt_params(t->model)));
@@ -194,13 +199,15 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
                              .weight_decay = c->weight_decay};
         st = lt_adamw_create(lt_gpt_params(t->model), &a, &t->opt);
     }
+    if (t->world > 1) st = lt__dist_agree_created(fn, t, st);
     bool resumed = false;
-    if (st == LT_OK) st = lt__resume_from_config(fn, t, &resumed);
+    if (st == LT_OK) st = lt__resume_from_config(fn, t, &resumed); /* the same result on every rank */
+    const bool all_ok = st == LT_OK;
     if (st == LT_OK && c->metrics_path) {
         t->metrics = fopen(c->metrics_path, resumed ? "a" : "w"); /* a resumed run continues its metrics */
         if (!t->metrics) st = lt__err(LT_ERR_IO, "%s: cannot write metrics to %s", fn, c->metrics_path);
     }
-    if (t->world > 1) st = lt__dist_agree_created(fn, t, st);
+    if (t->world > 1 && all_ok) st = lt__dist_agree(fn, t, st); /* rank 0's metrics file */
     if (st != LT_OK) {
         lt_trainer_free(t);
         return st;
@@ -262,6 +269,9 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
     }
     LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));
     LT_TRY(lt_optim_step(t->opt));
+    /* On a GPU, ops return before their kernels end: wait for the step's queued work (AdamW above all), so that the
+     * step's time and tokens/s are what the device took, and a failure of that work is this step's. */
+    if (c->device.type != LT_CPU) LT_TRY(lt_device_synchronize(c->device));
     double dt = lt__now() - t0;
     t->steps_done++;
     t->seconds += dt;

@@ -206,12 +206,23 @@ static int mode_collectives(int argc, char **argv, lt_dist *d) {
                      lt_dist_check_params_equal(d, lt_gpt_params(lt_trainer_model(t))) == LT_OK,
                  "trainers created with different seeds hold rank 0's parameters");
     lt_trainer_free(t);
-    /* Checkpoints cannot be saved by more than one rank yet: a clear error at create. */
+    /* Checkpoints work with several ranks (tests/ckpt/mpi_*): ckpt_dir is accepted at create, and a resume from a
+     * missing path fails on every rank alike, naming rank 0, which alone reads checkpoints. */
     c.ckpt_dir = "unused";
     st = lt_trainer_create(&c, &t);
-    bad |= check(rank, world == 1 ? st == LT_OK : st == LT_ERR_UNSUPPORTED && strstr(lt_last_error(), "ranks"),
-                 "ckpt_dir with several ranks is LT_ERR_UNSUPPORTED");
+    bad |= check(rank, st == LT_OK, "ckpt_dir is accepted on any number of ranks");
+    st = t ? lt_trainer_resume(t, "/nonexistent/ckpt", LT_CKPT_STRICT) : LT_ERR_STATE;
+    bad |= check(rank, st == LT_ERR_IO && (world == 1 || strstr(lt_last_error(), "[rank 0 of ") != NULL),
+                 "a resume from a missing path is LT_ERR_IO on every rank");
     lt_trainer_free(t);
+    /* gather: rank r sends 4 bytes r*10+i; the root gets every rank's, in rank order */
+    unsigned char mine4[4], all4[4 * 64] = {0};
+    for (int i = 0; i < 4; i++) mine4[i] = (unsigned char)(rank * 10 + i);
+    bool gathered = world <= 64 && lt_dist_gather(d, mine4, 4, all4, 0) == LT_OK;
+    for (int r = 0; gathered && rank == 0 && r < world; r++)
+        for (int i = 0; i < 4; i++) gathered = gathered && all4[4 * r + i] == (unsigned char)(r * 10 + i);
+    bad |= check(rank, gathered, "gather collects every rank's bytes at the root in rank order");
+    bad |= check(rank, lt_dist_gather(d, mine4, -1, all4, 0) == LT_ERR_ARG, "gather rejects a negative size");
     /* One rank's missing data fails every rank's create, with the failing rank named; nobody hangs. */
     c.ckpt_dir = NULL;
     c.data_path = rank == world - 1 ? "/nonexistent/shard.bin" : argv[2];
