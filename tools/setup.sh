@@ -13,6 +13,7 @@ packages=(
     python3-matplotlib                           # tools/plot_metrics.py draws the loss curve
     python3-venv python3-setuptools              # pip install ./python-bindings-ctypes into a venv, offline
     fortunes                                     # a 2.6 MB English corpus for the byte-level examples
+    clang-14 libclang-rt-14-dev libomp-14-dev    # tools/fuzz.sh: libFuzzer (+ OpenMP for clang) for the ckpt reader
     "$@"
 )
 
