@@ -3,6 +3,11 @@
 options, defaults (lt_train_config_init) and output: for the same seed and config it prints the same loss lines.
 
     python3 examples/python/train_gpt.py --data README.md --steps 20 --layers 1 --heads 2 --embd 32 --seq 32
+
+Under mpirun it trains data-parallel, as examples/pretrain does: N ranks x --batch rows per step, rank 0 tokenizes,
+prints and samples (``--distributed auto``, the default; ``on`` initialises MPI without mpirun, ``off`` never):
+
+    mpirun -np 2 python3 examples/python/train_gpt.py --data README.md --steps 20 --threads 1
 """
 from __future__ import annotations
 
@@ -68,12 +73,37 @@ def main(argv: list | None = None) -> int:
         p.add_argument(name, type=float, default=default, help=help_)
     p.add_argument("--metrics", default=None, help="write metrics as JSON Lines to this file")
     p.add_argument("--prompt", default="\n", help="text the sample starts from")
+    p.add_argument("--distributed", choices=("auto", "on", "off"), default="auto",
+                   help="MPI data parallelism: auto (when started by mpirun), on (even without), off")
+    p.add_argument("--bucket-mb", type=int, default=lt.dist.DEFAULT_BUCKET_BYTES >> 20,
+                   help="MiB per gradient all-reduce bucket")
     a = p.parse_args(argv)
 
     try:
-        shard = prepare_data(a.data, a.cache_dir)
-    except (OSError, lt.LibtrainError) as e:
+        dist = lt.dist.maybe_init({"auto": "auto", "on": True, "off": False}[a.distributed])
+    except lt.LibtrainError as e:
         print(f"train_gpt: {e}", file=sys.stderr)
+        return 1
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    # Rank 0 tokenizes into the cache first, so that the others find the shard ready instead of racing to write it;
+    # its result is broadcast, so a bad --data ends every rank.
+    shard, err = None, None
+    if rank == 0:
+        try:
+            shard = prepare_data(a.data, a.cache_dir)
+        except (OSError, lt.LibtrainError) as e:
+            err = str(e)
+    if world > 1:
+        err = dist.broadcast_object(err)
+        if err is None and rank != 0:
+            try:
+                shard = prepare_data(a.data, a.cache_dir)
+            except (OSError, lt.LibtrainError) as e:  # this rank alone: the others would wait for it
+                print(f"train_gpt: rank {rank} of {world}: {e}", file=sys.stderr)
+                dist.abort(2)
+    if err is not None:
+        if rank == 0:
+            print(f"train_gpt: {err}", file=sys.stderr)
         return 2
     cfg.device = a.device
     cfg.data_path = shard
@@ -82,18 +112,29 @@ def main(argv: list | None = None) -> int:
     cfg.lr, cfg.min_lr, cfg.weight_decay, cfg.grad_clip, cfg.val_fraction = a.lr, a.min_lr, a.weight_decay, a.clip, a.val_fraction
     cfg.eval_every, cfg.eval_batches, cfg.log_every = a.eval_every, a.eval_batches, a.log_every
     cfg.metrics_path, cfg.seed, cfg.threads = a.metrics, a.seed, a.threads
+    cfg.bucket_bytes = a.bucket_mb << 20
+    trainer = None
     try:
-        trainer = lt.Trainer(cfg)
-        print(f"train_gpt: {trainer.model.num_parameters()} parameters, {a.layers} layers, {a.heads} heads, width "
-              f"{a.embd}, context {a.seq}, on {cfg.device.type} (libtrain {lt.version()})", flush=True)
+        trainer = lt.Trainer(cfg, distributed=dist or False)  # every rank learns of any rank's failure here
+        ranks = f", {world} ranks x batch {a.batch}" if world > 1 else ""
+        if trainer.is_main:
+            print(f"train_gpt: {trainer.model.num_parameters()} parameters, {a.layers} layers, {a.heads} heads, "
+                  f"width {a.embd}, context {a.seq}{ranks}, on {cfg.device.type} (libtrain {lt.version()})",
+                  flush=True)
         trainer.run()
-        if a.sample_tokens > 0:
+        if trainer.steps_done < cfg.steps:  # stopped by SIGTERM/SIGUSR1 on some rank: every rank ends cleanly
+            return 0
+        if a.sample_tokens > 0 and trainer.is_main:
             prompt = list(a.prompt.encode()) or [10]
             ids = trainer.model.generate(prompt, a.sample_tokens, a.temperature, a.top_k, cfg.seed)
             print(f"--- sample (temperature {a.temperature:.2f}, top-k {a.top_k}) ---")
             print(sample_text(ids))
     except lt.LibtrainError as e:
-        print(f"train_gpt: {e}", file=sys.stderr)
+        print(f"train_gpt: rank {rank} of {world}: {e}" if world > 1 else f"train_gpt: {e}", file=sys.stderr)
+        # After a successful create a failure may be this rank's alone: the others would wait for it in the next
+        # all-reduce, so end the whole job. A failed create is already known to every rank.
+        if trainer is not None and world > 1:
+            dist.abort(1)
         return 1
     return 0
 

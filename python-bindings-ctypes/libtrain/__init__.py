@@ -7,7 +7,8 @@
     x.grad.numpy()
 
 Modules: libtrain.nn (GPT, layers, functional), libtrain.optim (AdamW, SGD, clip_grad_norm, lr_cosine),
-libtrain.data (Dataset, Loader, tokenize_bytes), and the Trainer. Errors are libtrain.LibtrainError subclasses
+libtrain.data (Dataset, Loader, tokenize_bytes), libtrain.dist (MPI data parallelism: Dist, init), and the Trainer,
+which trains data-parallel by itself when started by ``mpirun -np N``. Errors are libtrain.LibtrainError subclasses
 (ShapeError, DTypeError, ...), one per C status code.
 
 The shared library is found from $LIBTRAIN_LIBRARY, a copy next to this package, a CMake build tree above it, or
@@ -24,7 +25,8 @@ from .tensor import (Device, Generator, Tensor, arange, bfloat16, cat, dtype, em
                      uint16, where, zeros)
 from .dlpack import from_dlpack
 from .params import ParameterSet
-from . import data, functional, nn, optim
+from . import data, dist, functional, nn, optim
+from .dist import Dist
 from .train import TrainConfig, Trainer, TrainStats, validate_checkpoint
 from ._lib import C as _C
 

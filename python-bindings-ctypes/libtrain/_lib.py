@@ -113,6 +113,8 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_dtype_name": (c_char_p, [c_int]),
     "lt_version": (c_char_p, []),
     "lt_abi_version": (c_int, []),
+    "lt_device_check": (STATUS, [lt_device]),
+    "lt_device_synchronize": (STATUS, [lt_device]),
     "lt_alloc_get_stats": (STATUS, [lt_device, POINTER(lt_alloc_stats)]),
     "lt_alloc_empty_cache": (STATUS, [lt_device]),
     "lt_set_num_threads": (STATUS, [c_int]),
@@ -236,6 +238,20 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_trainer_save": (STATUS, [H, c_char_p, c_int]),
     "lt_trainer_resume": (STATUS, [H, c_char_p, c_int]),
     "lt_ckpt_validate": (STATUS, [c_char_p, H, POINTER(lt_ckpt_info)]),
+    # dist.h (libtrain.dist wraps these). lt_dist_init_mpi's first argument is NULL or the address of an MPI_Comm.
+    "lt_dist_init_mpi": (STATUS, [c_void_p, HP]),
+    "lt_dist_free": (None, [H]),
+    "lt_dist_rank": (c_int, [H]),
+    "lt_dist_world": (c_int, [H]),
+    "lt_dist_local_rank": (c_int, [H]),
+    "lt_dist_allreduce_grads": (STATUS, [H, H, c_int64, c_bool]),
+    "lt_dist_broadcast_params": (STATUS, [H, H]),
+    "lt_dist_check_params_equal": (STATUS, [H, H]),
+    "lt_dist_allreduce_scalar": (STATUS, [H, POINTER(c_double), c_int]),
+    "lt_dist_broadcast": (STATUS, [H, c_void_p, c_int64, c_int]),
+    "lt_dist_gather": (STATUS, [H, c_void_p, c_int64, c_void_p, c_int]),
+    "lt_dist_barrier": (STATUS, [H]),
+    "lt_dist_abort": (None, [H, c_int]),
 }
 
 #: LT_API functions that are deliberately not bound, each with the reason. tests/python/test_coverage.py checks
@@ -243,11 +259,6 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
 DELIBERATELY_UNBOUND: Dict[str, str] = {
     "lt_scope_begin": "scopes are C autorelease pools; Python owns every tensor by refcount, outside any scope",
     "lt_scope_end": "see lt_scope_begin",
-    # dist.h (data parallelism over MPI, in progress): a Python MPI communicator (mpi4py) cannot be handed through
-    # ctypes portably; multi-process training runs the C trainer (examples/pretrain). TrainConfig.dist stays NULL.
-    **{f"lt_dist_{n}": "dist.h: MPI data parallelism is driven from C, not from these bindings (for now)"
-       for n in ("init_mpi", "free", "rank", "world", "local_rank", "allreduce_grads", "broadcast_params",
-                 "check_params_equal", "allreduce_scalar", "broadcast", "barrier", "abort")},
 }
 
 # ---- Loading ----

@@ -1,17 +1,20 @@
-"""libtrain.Trainer: the C training loop (lt_trainer_*) driven from Python, with progress and validation."""
+"""libtrain.Trainer: the C training loop (lt_trainer_*) driven from Python, with progress, validation, checkpoints
+and, under mpirun, data parallelism over MPI (libtrain.dist)."""
 from __future__ import annotations
 
 import ctypes
 import dataclasses
 import math
 import os
+import signal
 import sys
-import time
+import threading
 from ctypes import byref, c_double, c_void_p
-from typing import Any, Optional
+from typing import Any, List, Optional, Union
 
 from . import _lib
 from ._lib import C
+from .dist import Dist, maybe_init
 from .errors import ArgumentError, StateError
 from .nn import GPT
 from .tensor import Device, _dtype
@@ -25,10 +28,15 @@ PROGRESS_NONE, PROGRESS_LINES, PROGRESS_LIVE, PROGRESS_AUTO = 0, 1, 2, 3
 class TrainConfig:
     """lt_train_config with lt_train_config_init's defaults (the README's small byte-level GPT). Every C field is
     an attribute (``cfg.steps = 100``; ``cfg.model.n_layer = 2``; ``cfg.data_path = "shard.bin"``); keyword
-    arguments set fields at construction."""
+    arguments set fields at construction.
+
+    Data parallelism: ``dist`` is None (one process, or whatever ``Trainer(distributed=...)`` decides) or a
+    ``libtrain.dist.Dist``; ``bucket_bytes`` is the gradient all-reduce bucket (0: 32 MiB). ``batch_size`` is per
+    rank: a step of N ranks takes N x batch_size rows."""
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_c", _lib.lt_train_config())
+        object.__setattr__(self, "_dist", None)
         C.lt_train_config_init(byref(self._c), ctypes.sizeof(self._c))
         for k, v in fields.items():
             setattr(self, k, v)
@@ -42,6 +50,8 @@ class TrainConfig:
             return os.fsdecode(v)
         if name == "device":
             return Device._from_c(v)
+        if name == "dist":
+            return object.__getattribute__(self, "_dist")
         return v
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -58,6 +68,12 @@ class TrainConfig:
             value = int(_dtype(value))
         elif name == "model":
             raise ArgumentError("set model fields one by one: cfg.model.n_layer = 2")
+        elif name == "dist":
+            if value is not None and not isinstance(value, Dist):
+                raise ArgumentError(f"TrainConfig.dist must be a libtrain.dist.Dist or None, not "
+                                    f"{type(value).__name__}")
+            object.__setattr__(self, "_dist", value)  # the handle below is borrowed: keep the Dist alive
+            value = None if value is None else value._handle("TrainConfig.dist")
         elif fields[name] in (ctypes.c_int64, ctypes.c_uint64, ctypes.c_int) and (
                 isinstance(value, bool) or not isinstance(value, int)):
             raise ArgumentError(f"TrainConfig.{name} must be an int, not {type(value).__name__}")
@@ -96,17 +112,48 @@ class Trainer:
 
     Checkpoints: ``save(dir, keep_last=3)`` (lt_trainer_save), ``resume(path_or_dir, params_only=False)``
     (lt_trainer_resume) and ``libtrain.validate_checkpoint(path)`` (lt_ckpt_validate). ``run()`` saves like the C
-    lt_trainer_run (``run_native()``): with ``config.ckpt_dir`` set, every ``ckpt_every`` steps and at the end; the
-    save-and-stop on SIGTERM/SIGUSR1 is ``run_native()``'s only."""
+    lt_trainer_run (``run_native()``): with ``config.ckpt_dir`` set, every ``ckpt_every`` steps and at the end.
+    Both treat SIGTERM and SIGUSR1 as "save and stop": the run saves (with ckpt_dir) and returns at the next step
+    boundary, on every rank at the same step; ``steps_done < config.steps`` tells that it stopped early.
 
-    def __init__(self, config: TrainConfig) -> None:
+    Data parallelism: started by ``mpirun -np N python3 script.py``, every rank builds the same Trainer and it
+    trains as one process would on N x batch_size rows per step: rank 0's seed and parameters, each rank reading
+    its part of every global batch, gradients averaged once per step (MPI all-reduce), the reported loss the mean
+    over ranks, and only rank 0 printing progress and writing metrics. ``distributed`` decides:
+
+    * ``"auto"`` (default): ``config.dist`` when set; else MPI data parallelism when an MPI launcher started more
+      than one process (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK); else one process, exactly as without MPI. A
+      libtrain built without MPI quietly stays one process.
+    * ``True``: initialise MPI even without mpirun (a world of one); UnsupportedError when libtrain has no MPI.
+    * ``False``: one process, whatever the environment says. A ``libtrain.dist.Dist``: that communicator.
+
+    ``dist`` is the communicator in use (None for one process), ``rank`` and ``world_size`` say where this process
+    stands, ``is_main`` whether it is rank 0. Every rank must call the same methods in the same order (step, run,
+    evaluate, save); printing your own output only ``if trainer.is_main`` keeps logs single."""
+
+    def __init__(self, config: TrainConfig, distributed: Union[bool, str, Dist] = "auto") -> None:
         if not isinstance(config, TrainConfig):
             raise ArgumentError("Trainer: config must be a libtrain.TrainConfig")
         if config._c.data_path is None:
             raise ArgumentError("Trainer: config.data_path is not set")
+        if not (isinstance(distributed, (bool, Dist)) or distributed == "auto"):
+            raise ArgumentError(f"Trainer: distributed must be True, False, \"auto\" or a libtrain.dist.Dist, not "
+                                f"{distributed!r}")
         self.config = config
+        if config.dist is not None and distributed is not False and not isinstance(distributed, Dist):
+            self.dist: Optional[Dist] = config.dist
+        else:
+            self.dist = maybe_init(distributed)
+        # The C trainer keeps the config's strings (data_path, ckpt_dir, ...) as borrowed pointers: a private copy
+        # owns them, so that changing the TrainConfig later cannot leave it a freed string.
+        c = _lib.lt_train_config.from_buffer_copy(config._c)
+        for name, typ in c._fields_:
+            if typ is ctypes.c_char_p:
+                setattr(c, name, getattr(config._c, name))
+        c.dist = self.dist._handle("Trainer") if self.dist is not None else None
+        self._cfg = c
         out = c_void_p()
-        C.lt_trainer_create(byref(config._c), byref(out))
+        C.lt_trainer_create(byref(c), byref(out))
         self._h = out.value
         self.model = GPT(_handle=C.lt_trainer_model(self._h), _owner=self)
         self._seconds = 0.0
@@ -123,8 +170,24 @@ class Trainer:
     def steps_done(self) -> int:
         return int(C.lt_trainer_steps_done(self._h))
 
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 without data parallelism)."""
+        return self.dist.rank if self.dist is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks training together (1 without data parallelism)."""
+        return self.dist.world_size if self.dist is not None else 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0, the rank that prints progress and writes metrics."""
+        return self.rank == 0
+
     def step(self) -> TrainStats:
-        """One optimizer step. StateError when every configured step is done."""
+        """One optimizer step (collective under data parallelism: loss is the mean over ranks, tokens_per_second
+        counts every rank). StateError when every configured step is done."""
         s = _lib.lt_train_stats()
         s.struct_size = ctypes.sizeof(s)
         C.lt_trainer_step(self._h, byref(s))
@@ -158,31 +221,52 @@ class Trainer:
         if not params_only:
             self._last_saved = self.steps_done
 
-    def _save_if(self, due: bool, out: Any) -> None:
+    def _save_if(self, due: bool, out: Any, show: bool) -> None:
         # lt__save_if: with ckpt_dir set, save when due unless this step is already saved.
         c = self.config
         if not due or c._c.ckpt_dir is None or self._last_saved == self.steps_done:
             return
         self.save(c.ckpt_dir, c.keep_last)
-        if c.progress != PROGRESS_NONE:
+        if show:
             print(f"saved checkpoint step {self.steps_done} in {c.ckpt_dir}", file=out, flush=True)
 
     def run_native(self) -> None:
         """Runs the remaining steps in C (lt_trainer_run), with the C trainer's own progress output."""
         C.lt_trainer_run(self._h)
 
-    def _validate(self, out: Any) -> None:
+    def _validate(self, out: Any, show: bool) -> None:
         v = self.evaluate()
-        if self.config.progress != PROGRESS_NONE:
+        if show:
             print(f"step {self.steps_done}/{self.config.steps} | val loss {v:.4f} nats/token ({v / math.log(2):.3f} "
                   f"bits)", file=out, flush=True)
 
-    def run(self, progress: Optional[int] = None, out: Any = None) -> None:
+    def run(self, progress: Optional[int] = None, out: Any = None) -> List[TrainStats]:
         """Runs the remaining steps, printing what the C trainer prints (one line per log_every steps, each
-        validation and a summary), or a tqdm bar when tqdm is installed and the output is a terminal."""
+        validation and a summary), or a tqdm bar when tqdm is installed and the output is a terminal. Under data
+        parallelism only rank 0 prints. Returns the TrainStats of the steps it took.
+
+        While it runs (in the main thread), SIGTERM and SIGUSR1 make it save (with config.ckpt_dir) and return
+        after the current step, as lt_trainer_run does; under data parallelism a signal to any rank stops every
+        rank after the same step (an all-reduce of the flag each step). The caller's handlers come back after."""
+        caught: List[int] = []
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGUSR1):
+                previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+        try:
+            return self._run(progress, out, caught)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self, progress: Optional[int], out: Any, caught: List[int]) -> List[TrainStats]:
         out = out or sys.stdout
         c = self.config
         mode = c.progress if progress is None else progress
+        if not self.is_main:
+            mode = PROGRESS_NONE
+        world = self.world_size
+        history: List[TrainStats] = []
         bar = None
         if mode in (PROGRESS_AUTO, PROGRESS_LIVE) and getattr(out, "isatty", lambda: False)():
             try:
@@ -204,9 +288,21 @@ class Trainer:
         else:
             validate = c.val_fraction > 0 and c.eval_batches > 0
         while self.steps_done < c.steps:
+            stop = float(caught[0]) if caught else 0.0
+            if world > 1:  # a signal may reach one rank only: all take the largest flag and stop at one step
+                stop = self.dist.allreduce(stop, "max")  # type: ignore[union-attr]
+            if stop:
+                if bar is not None:
+                    bar.close()
+                self._save_if(True, out, not quiet)
+                if not quiet:
+                    print(f"stopped by signal {int(stop)} after step {self.steps_done}/{c.steps}"
+                          f"{'' if c._c.ckpt_dir else ' (no ckpt_dir: not saved)'}", file=out, flush=True)
+                return history
             s = self.step()
+            history.append(s)
             line = s.step == 1 or s.step % c.log_every == 0 or s.step == c.steps
-            tok_s = self.steps_done * c.batch_size * c.seq_len * c.grad_accum / (self._seconds or 1)
+            tok_s = self.steps_done * c.batch_size * c.seq_len * c.grad_accum * world / (self._seconds or 1)
             eta = _fmt_duration(self._seconds / self.steps_done * (c.steps - self.steps_done))
             if bar is not None:
                 bar.update(1)
@@ -217,17 +313,19 @@ class Trainer:
                 print(f"step {s.step}/{c.steps} | loss {s.loss:.4f} | lr {s.lr:.2e} | norm {s.grad_norm:.3f} | "
                       f"{tok_s:.0f} tok/s | ETA {eta}", file=out, flush=True)
             if validate and c.eval_every > 0 and s.step % c.eval_every == 0 and s.step != c.steps:
-                self._validate(out if bar is None else _BarOut(bar))
-            self._save_if(c.ckpt_every > 0 and s.step % c.ckpt_every == 0, out if bar is None else _BarOut(bar))
+                self._validate(out if bar is None else _BarOut(bar), not quiet)
+            self._save_if(c.ckpt_every > 0 and s.step % c.ckpt_every == 0, out if bar is None else _BarOut(bar),
+                          not quiet)
         if bar is not None:
             bar.close()
         if validate:
-            self._validate(out)
-        self._save_if(True, out)
+            self._validate(out, not quiet)
+        self._save_if(True, out, not quiet)
         if not quiet and self.steps_done > 0:
-            tokens = self.steps_done * c.batch_size * c.seq_len * c.grad_accum
+            tokens = self.steps_done * c.batch_size * c.seq_len * c.grad_accum * world
             print(f"done: {self.steps_done} steps in {self._seconds:.1f} s ({tokens / (self._seconds or 1):.0f} "
                   f"tokens/s), final training loss {self._last_loss:.4f}", file=out, flush=True)
+        return history
 
 
 def validate_checkpoint(path: "os.PathLike[str] | str", against: Optional[Trainer] = None) -> dict:
