@@ -91,8 +91,9 @@ LT_API void *lt_tensor_data(const lt_tensor *t);
 /* Copies the elements, row-major, into host memory of nbytes. LT_ERR_ARG when nbytes differs from
  * numel * element size. Works for any strides and device. */
 LT_API lt_status lt_tensor_to_host(const lt_tensor *t, void *dst, size_t nbytes);
-/* dst[...] = src[...], converting dtype and broadcasting src to dst's shape. Not recorded by autograd.
- * LT_ERR_SHAPE when src does not broadcast to dst. */
+/* dst[...] = src[...], converting dtype and broadcasting src to dst's shape. Not recorded by autograd. dst and src
+ * may be on different devices when one of them is the CPU (a GPU-to-GPU copy is LT_ERR_UNSUPPORTED: go through the
+ * host). LT_ERR_SHAPE when src does not broadcast to dst. */
 LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src);
 /* A new contiguous tensor with the same values in another dtype and/or on another device. Differentiable
  * between float dtypes. */

@@ -511,12 +511,31 @@ LT_API lt_status lt_tensor_to_host(const lt_tensor *t, void *dst, size_t nbytes)
     return lt__backend_of(t)->copy(&host, t);
 }
 
+/* dst = src on any two devices (one of them the CPU when they differ); dst may be strided, src is already broadcast
+ * to dst's shape. Within a device the backend copies; across devices the device backend moves data from or to a
+ * contiguous host side (backend.h, copy), so a strided host side goes through a contiguous host temporary. */
+static lt_status lt__copy_any(const char *who, lt_tensor *dst, const lt_tensor *src) {
+    lt_device a = dst->storage->device, b = src->storage->device;
+    if (a.type == b.type && a.index == b.index) return lt__backend_of(dst)->copy(dst, src);
+    if (a.type != LT_CPU && b.type != LT_CPU)
+        return lt__err(LT_ERR_UNSUPPORTED, "%s: copies between two GPUs (cuda:%d to cuda:%d) go through the host", who,
+                       b.index, a.index);
+    bool upload = b.type == LT_CPU;
+    const lt_tensor *host = upload ? src : dst, *device = upload ? dst : src;
+    if (lt__is_contiguous(host)) return lt__backend_of(device)->copy(dst, src);
+    lt_tensor *tmp;
+    LT_TRY(lt__tensor_alloc(who, host->shape, host->ndim, host->dtype, LT_DEVICE_CPU, &tmp));
+    lt_status st = upload ? lt__cpu_backend.copy(tmp, src) : lt__backend_of(src)->copy(tmp, src);
+    if (st == LT_OK) st = upload ? lt__backend_of(dst)->copy(dst, tmp) : lt__cpu_backend.copy(dst, tmp);
+    lt__drop(tmp);
+    return st;
+}
+
 LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
     static const char *fn = "lt_tensor_copy";
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, dst);
     LT_CHECK_NOT_NULL(fn, src);
-    LT_TRY(lt__check_same_device(fn, dst, src));
     lt_tensor view;
     if (lt__broadcast_header(src, dst->shape, dst->ndim, &view) != LT_OK) {
         char x[LT_SHAPE_STR_LEN], y[LT_SHAPE_STR_LEN];
@@ -524,31 +543,14 @@ LT_API lt_status lt_tensor_copy(lt_tensor *dst, const lt_tensor *src) {
                        lt__fmt_shape(x, sizeof x, src->shape, src->ndim),
                        lt__fmt_shape(y, sizeof y, dst->shape, dst->ndim));
     }
-    return lt__backend_of(dst)->copy(dst, &view);
-}
-
-/* dst = src for a fresh contiguous dst on any device: the same backend within a device; across devices (one of
- * them the CPU) the device backend moves the data, reading the host side contiguous (backend.h, copy). */
-static lt_status lt__copy_to_fresh(const char *who, lt_tensor *dst, const lt_tensor *src) {
-    lt_device a = dst->storage->device, b = src->storage->device;
-    if (a.type == b.type && a.index == b.index) return lt__backend_of(dst)->copy(dst, src);
-    if (a.type != LT_CPU && b.type != LT_CPU)
-        return lt__err(LT_ERR_UNSUPPORTED, "%s: copies between two GPUs (cuda:%d to cuda:%d) go through the host", who,
-                       b.index, a.index);
-    if (b.type != LT_CPU || lt__is_contiguous(src)) return lt__backend_of(b.type != LT_CPU ? src : dst)->copy(dst, src);
-    lt_tensor *packed; /* a strided host source is packed first */
-    LT_TRY(lt__tensor_alloc(who, src->shape, src->ndim, src->dtype, LT_DEVICE_CPU, &packed));
-    lt_status st = lt__cpu_backend.copy(packed, src);
-    if (st == LT_OK) st = lt__backend_of(dst)->copy(dst, packed);
-    lt__drop(packed);
-    return st;
+    return lt__copy_any(fn, dst, &view);
 }
 
 static lt_status lt__to_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
     lt_device device = {(int32_t)n->i[0], (int32_t)n->i[1]};
     lt_tensor *g;
     LT_TRY(lt__tensor_alloc(n->name, gy->shape, gy->ndim, n->inputs[0].dtype, device, &g));
-    lt_status st = lt__copy_to_fresh(n->name, g, gy);
+    lt_status st = lt__copy_any(n->name, g, gy);
     if (st != LT_OK) {
         lt__drop(g);
         return st;
@@ -568,7 +570,7 @@ LT_API lt_status lt_tensor_to(const lt_tensor *t, lt_dtype dtype, lt_device devi
     if ((unsigned)dtype >= LT_DTYPE_COUNT) return lt__err(LT_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
     lt_tensor *y;
     LT_TRY(lt__tensor_alloc(fn, t->shape, t->ndim, dtype, device, &y));
-    lt_status st = lt__copy_to_fresh(fn, y, t);
+    lt_status st = lt__copy_any(fn, y, t);
     if (st == LT_OK && lt__is_float(dtype) && lt__is_float(t->dtype)) {
         lt_node *n = NULL;
         st = lt__record(fn, lt__to_backward, y, (const lt_tensor *[]){t}, 1, &n);

@@ -98,7 +98,18 @@ static void test_device_errors(void) {
     CHECK_OK(lt_tensor_zeros(&n, 1, LT_F32, LT_DEVICE_CPU, &c));
     CHECK_OK(lt_tensor_zeros(&n, 1, LT_F32, tc_cuda, &g));
     CHECK_ERR_OUT(lt_add(c, g, &t), t, LT_ERR_DEVICE, "lt_add");
-    CHECK_ERR(lt_tensor_copy(c, g), LT_ERR_DEVICE, "lt_tensor_copy");
+    /* lt_tensor_copy moves data between the host and a device, in both directions, into strided views too */
+    lt_tensor *x = tt_rand((int64_t[]){4, 3}, 2, LT_F32, -1, 1), *gx, *cx, *xt, *gt, *back;
+    CHECK_OK(lt_tensor_zeros((int64_t[]){3, 4}, 2, LT_F64, tc_cuda, &gx));
+    CHECK_OK(lt_transpose(gx, 0, 1, &gt));
+    CHECK_OK(lt_tensor_copy(gt, x)); /* host -> strided device view, f32 -> f64 */
+    CHECK(tc_same("copy host to a device view", gt, x, 0, 0));
+    CHECK_OK(lt_tensor_zeros((int64_t[]){3, 4}, 2, LT_F32, LT_DEVICE_CPU, &cx));
+    CHECK_OK(lt_transpose(cx, 0, 1, &xt));
+    CHECK_OK(lt_tensor_copy(xt, gt)); /* strided device -> strided host view */
+    CHECK(tc_same("copy a device view to a host view", xt, x, 0, 0));
+    CHECK_OK(lt_tensor_to(gx, LT_F64, LT_DEVICE_CPU, &back));
+    CHECK(tc_same("the device tensor behind the view", back, cx, 0, 0));
     CHECK_OK(lt_device_synchronize(tc_cuda));
 }
 
