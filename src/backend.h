@@ -90,7 +90,10 @@ typedef struct lt__backend {
     /* For each batch b: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b], op transposing when ta/tb.
      * a, b and c are 3-D [batch, rows, cols]; a and b have unit stride in one of their last two dims and a valid
      * leading dimension in the other (at least the unit-stride dim's size, never 0), any batch stride (0 included);
-     * c is contiguous and is read when beta != 0. */
+     * c is contiguous and is read when beta != 0.
+     * Dtypes: a, b and c all f32 or all f64 (the general rule); or a and b both bf16 with c f32 or bf16 (mixed
+     * precision): the products accumulate in f32 with alpha and beta as floats, and a bf16 c is read widened to f32
+     * and written rounded to nearest even once, from the f32 result. Any other combination is LT_ERR_DTYPE. */
     lt_status (*gemm)(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
                       lt_tensor *c);
 

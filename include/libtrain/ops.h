@@ -53,8 +53,23 @@ LT_API lt_status lt_max(const lt_tensor *a, const int *dims, int ndims, bool kee
 /* ---- Matrix products ---- */
 /* Matrix product of the last two dims of a and b, broadcasting the leading dims. trans_a/trans_b read a or b
  * transposed without copying. Both need at least 2 dims. LT_ERR_SHAPE when the inner dims differ or the
- * leading dims do not broadcast. Uses OpenBLAS sgemm/dgemm on the CPU. */
+ * leading dims do not broadcast. Uses OpenBLAS sgemm/dgemm on the CPU.
+ * Also accepts a and b both bf16: the output is bf16, rounded once from f32 accumulation (the CPU widens the operands
+ * to f32 exactly and uses sgemm; a GPU uses cuBLAS's bf16 tensor-core GEMM), and the gradients are bf16. Under
+ * autocast (below), f32 operands on a GPU compute in bf16 with an f32 output. */
 LT_API lt_status lt_matmul(const lt_tensor *a, const lt_tensor *b, bool trans_a, bool trans_b, lt_tensor **out);
+
+/* ---- Mixed precision (docs/mixed-precision.md) ---- */
+/* Autocast: between lt_autocast_begin(LT_BF16) and the matching lt_autocast_end, on this thread, the matrix products
+ * of f32 tensors on a GPU (lt_matmul, lt_linear and lt_classifier_loss) round their operands to bf16 on the device,
+ * multiply them with f32 accumulation into an f32 output, and keep the bf16 copies (half the memory) for a backward
+ * that gives f32 gradients, even when it runs after autocast ended. Everything else (biases, layer norm, softmax,
+ * attention, losses, optimizers, parameters) stays f32, and on the CPU nothing changes: it keeps computing in f32.
+ * Regions nest; an unmatched end is ignored. LT_ERR_UNSUPPORTED for LT_F16, LT_ERR_DTYPE for any other dtype. */
+LT_API lt_status lt_autocast_begin(lt_dtype dtype);
+LT_API void lt_autocast_end(void);
+/* LT_BF16 inside an autocast region on this thread, LT_F32 outside. */
+LT_API lt_dtype lt_autocast_dtype(void);
 
 /* ---- Normalisation and losses ---- */
 /* Softmax and log-softmax along dim. */

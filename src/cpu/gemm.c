@@ -1,11 +1,18 @@
-/* CPU batched GEMM over OpenBLAS: transposed and strided operands reach cblas_?gemm as transpose flags and leading
- * dimensions, never as copies. It must not allocate; src/ops hands it only layouts that BLAS can read in place. */
+/* CPU batched GEMM over OpenBLAS: transposed and strided f32 and f64 operands reach cblas_?gemm as transpose flags and
+ * leading dimensions, never as copies; src/ops hands it only layouts that BLAS can read in place.
+ *
+ * bf16 (a and b bf16, c f32 or bf16) is the reference for the GPU's mixed precision: OpenBLAS has no bf16 GEMM that
+ * every build provides, so the operands are widened to f32 (exactly: a bf16 is an f32 with the low 16 bits zero) into
+ * packed temporaries, one matrix per batch (one in all for a batch stride of 0), and cblas_sgemm accumulates in f32.
+ * A bf16 c goes through an f32 temporary too (read when beta != 0) and is rounded to nearest even once, at the end.
+ * That path allocates: 4 bytes per element of a, b (and a bf16 c), freed before it returns. */
 #include "core/error.h"
 #include "cpu/cpu.h"
 
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* When to spread the batch over OpenMP threads, each running single-threaded BLAS (inside an active parallel region
@@ -46,13 +53,17 @@ static bool blas_layout(const lt_tensor *t, blas_operand *op) {
     return true;
 }
 
-/* c = beta * c over n contiguous elements; BLAS is not called when K == 0, so this is the whole product then. */
+/* c = beta * c over n contiguous elements; BLAS is not called when K == 0, so this is the whole product then. A bf16 c
+ * is scaled in f32 and rounded, as the CUDA backend does. */
 static void scale_c(lt_tensor *c, int64_t n, double beta) {
     if (beta == 0) {
         memset(lt__data(c), 0, (size_t)n * lt_dtype_size(c->dtype));
     } else if (c->dtype == LT_F32) {
         float *p = lt__data(c);
         for (int64_t i = 0; i < n; i++) p[i] *= (float)beta;
+    } else if (c->dtype == LT_BF16) {
+        uint16_t *p = lt__data(c);
+        for (int64_t i = 0; i < n; i++) p[i] = lt__f32_to_bf16((float)beta * lt__bf16_to_f32(p[i]));
     } else {
         double *p = lt__data(c);
         for (int64_t i = 0; i < n; i++) p[i] *= beta;
@@ -80,15 +91,98 @@ static lt_status check_args(const lt_tensor *a, const lt_tensor *b, const lt_ten
     if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
         !lt__is_contiguous(c))
         return lt__err(LT_ERR_INTERNAL, "lt__cpu_gemm: operands are not 3-D [batch, rows, cols] with a contiguous c");
-    if (c->dtype != LT_F32 && c->dtype != LT_F64)
-        return lt__err(LT_ERR_DTYPE, "lt__cpu_gemm: dtype %s, expected f32 or f64", lt_dtype_name(c->dtype));
-    if (a->dtype != c->dtype || b->dtype != c->dtype)
-        return lt__err(LT_ERR_INTERNAL, "lt__cpu_gemm: operand dtypes differ");
+    bool bf16 = a->dtype == LT_BF16 && b->dtype == LT_BF16 && (c->dtype == LT_F32 || c->dtype == LT_BF16);
+    bool same = (c->dtype == LT_F32 || c->dtype == LT_F64) && a->dtype == c->dtype && b->dtype == c->dtype;
+    if (!bf16 && !same)
+        return lt__err(LT_ERR_DTYPE,
+                       "lt__cpu_gemm: dtypes %s x %s -> %s; expected all f32, all f64 or bf16 x bf16 -> f32/bf16",
+                       lt_dtype_name(a->dtype), lt_dtype_name(b->dtype), lt_dtype_name(c->dtype));
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
         return lt__err(LT_ERR_UNSUPPORTED, "lt__cpu_gemm: %lldx%lldx%lld exceeds BLAS's 32-bit sizes", (long long)m,
                        (long long)n, (long long)k);
     if (!blas_layout(a, la) || !blas_layout(b, lb))
         return lt__err(LT_ERR_INTERNAL, "lt__cpu_gemm: an operand has no unit-stride matrix dim or a bad ld");
+    return LT_OK;
+}
+
+/* Runs g over `batch` products whose operands lie sa, sb and sc bytes apart. */
+static void run_batches(const gemm_call *g, int64_t batch, const char *pa, int64_t sa, const char *pb, int64_t sb,
+                        char *pc, int64_t sc) {
+    int64_t mnk = (int64_t)g->m * g->n * g->k;
+    /* Two loops, not one with an if() clause: BLAS called inside even an inactive parallel region nests its own
+     * threads one level down, where libgomp does not reuse them, and spawns a team per call. */
+    bool per_batch = mnk <= LT_GEMM_SMALL_MNK || (mnk <= LT_GEMM_MEDIUM_MNK && batch >= 4 * omp_get_max_threads());
+    if (batch > 1 && per_batch && batch * mnk >= LT_GEMM_MIN_PARALLEL) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < batch; i++) gemm_one(g, pa + i * sa, pb + i * sb, pc + i * sc);
+    } else {
+        for (int64_t i = 0; i < batch; i++) gemm_one(g, pa + i * sa, pb + i * sb, pc + i * sc);
+    }
+}
+
+/* Below this many elements a conversion runs on one thread. */
+#define LT_WIDEN_MIN_PARALLEL 65536
+
+/* The matrices of the bf16 [batch, rows, cols] t (any strides) as packed row-major f32 [rows, cols] ones: `count` of
+ * them (1 when every batch shares one matrix), *bstride elements apart. NULL when out of memory. */
+static float *widen(const lt_tensor *t, int64_t batch, int64_t *bstride) {
+    int64_t rows = t->shape[1], cols = t->shape[2], count = batch == 1 || t->strides[0] == 0 ? 1 : batch;
+    int64_t n = count * rows * cols, rs = t->strides[1], cs = t->strides[2], bs = t->strides[0];
+    float *w = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!w) return NULL;
+    const uint16_t *p = lt__data(t);
+#pragma omp parallel for schedule(static) if (n >= LT_WIDEN_MIN_PARALLEL)
+    for (int64_t i = 0; i < count * rows; i++) {
+        const uint16_t *src = p + (i / rows) * bs + (i % rows) * rs;
+        float *dst = w + i * cols;
+        for (int64_t j = 0; j < cols; j++) dst[j] = lt__bf16_to_f32(src[j * cs]);
+    }
+    *bstride = count == 1 ? 0 : rows * cols;
+    return w;
+}
+
+/* bf16 a and b, f32 or bf16 c: sgemm over f32 copies (see the top of the file). k > 0 and c is not empty. */
+static lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
+                           lt_tensor *c, int64_t k) {
+    int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2], sa, sb, total = batch * m * n;
+    float *wa = widen(a, batch, &sa), *wb = widen(b, batch, &sb), *wc = NULL;
+    bool c16 = c->dtype == LT_BF16;
+    if (wa && wb && c16) wc = malloc((size_t)total * sizeof(float));
+    if (!wa || !wb || (c16 && !wc)) {
+        free(wa);
+        free(wb);
+        return lt__err(LT_ERR_OOM,
+                       "lt__cpu_gemm: out of memory for the f32 copies of %lld batches of %lldx%lldx%lld "
+                       "bf16 operands",
+                       (long long)batch, (long long)m, (long long)n, (long long)k);
+    }
+    uint16_t *c16p = lt__data(c);
+    if (c16 && beta != 0) {
+#pragma omp parallel for schedule(static) if (total >= LT_WIDEN_MIN_PARALLEL)
+        for (int64_t i = 0; i < total; i++) wc[i] = lt__bf16_to_f32(c16p[i]);
+    }
+    /* the packed copies are row-major [rows, cols]: op's flag alone decides the transpose, ld is cols */
+    gemm_call g = {
+        .f32 = true,
+        .fa = ta ? CblasTrans : CblasNoTrans,
+        .fb = tb ? CblasTrans : CblasNoTrans,
+        .m = (int)m,
+        .n = (int)n,
+        .k = (int)k,
+        .lda = (int)a->shape[2],
+        .ldb = (int)b->shape[2],
+        .alpha = alpha,
+        .beta = beta,
+    };
+    float *pc = c16 ? wc : lt__data(c);
+    run_batches(&g, batch, (const char *)wa, sa * 4, (const char *)wb, sb * 4, (char *)pc, m * n * 4);
+    if (c16) {
+#pragma omp parallel for schedule(static) if (total >= LT_WIDEN_MIN_PARALLEL)
+        for (int64_t i = 0; i < total; i++) c16p[i] = lt__f32_to_bf16(wc[i]);
+    }
+    free(wa);
+    free(wb);
+    free(wc);
     return LT_OK;
 }
 
@@ -103,6 +197,7 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
         scale_c(c, batch * m * n, beta);
         return LT_OK;
     }
+    if (a->dtype == LT_BF16) return gemm_bf16(a, b, ta, tb, alpha, beta, c, k);
     /* op(stored) = stored^T when ta; a column-major layout is itself a transpose, so the two flips cancel. */
     gemm_call g = {
         .f32 = c->dtype == LT_F32,
@@ -116,19 +211,7 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
         .alpha = alpha,
         .beta = beta,
     };
-    size_t es = lt_dtype_size(c->dtype);
-    const char *pa = lt__data(a), *pb = lt__data(b);
-    char *pc = lt__data(c);
-    int64_t sa = a->strides[0] * (int64_t)es, sb = b->strides[0] * (int64_t)es, sc = m * n * (int64_t)es;
-    int64_t mnk = m * n * k;
-    /* Two loops, not one with an if() clause: BLAS called inside even an inactive parallel region nests its own
-     * threads one level down, where libgomp does not reuse them, and spawns a team per call. */
-    bool per_batch = mnk <= LT_GEMM_SMALL_MNK || (mnk <= LT_GEMM_MEDIUM_MNK && batch >= 4 * omp_get_max_threads());
-    if (batch > 1 && per_batch && batch * mnk >= LT_GEMM_MIN_PARALLEL) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < batch; i++) gemm_one(&g, pa + i * sa, pb + i * sb, pc + i * sc);
-    } else {
-        for (int64_t i = 0; i < batch; i++) gemm_one(&g, pa + i * sa, pb + i * sb, pc + i * sc);
-    }
+    int64_t es = (int64_t)lt_dtype_size(c->dtype);
+    run_batches(&g, batch, lt__data(a), a->strides[0] * es, lt__data(b), b->strides[0] * es, lt__data(c), m * n * es);
     return LT_OK;
 }

@@ -1,10 +1,15 @@
 /* lt_classifier_loss: the LM head (logits = x @ w^T) and its mean cross-entropy as one op, computed in chunks of rows
  * whose logits are turned into their gradient in place, so no [N, V] tensor outlives the call. The gradients of x and
- * w are finished during the forward (as llm.c does) and the backward only scales them. Never reads tensor data. */
+ * w are finished during the forward (as llm.c does) and the backward only scales them. Never reads tensor data.
+ *
+ * Under autocast (f32 x and w on a GPU) its three GEMMs run in bf16 with f32 accumulation: x and w are rounded to
+ * bf16 once, the logits come out in f32 (the softmax and the loss stay f32), and each chunk's f32 logit gradient is
+ * rounded to bf16 for the dx and dw GEMMs, whose outputs (and dw's accumulation over chunks) stay f32. */
 #include "autograd/autograd.h"
 #include "backend.h"
 #include "core/error.h"
 #include "libtrain/nn.h"
+#include "ops/autocast.h"
 
 static const char *const fn = "lt_classifier_loss";
 
@@ -89,13 +94,21 @@ static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt
     const lt__backend *be = lt__backend_of(x);
     lt_device dev = x->storage->device;
     int64_t N = x->shape[0], Vp = w->shape[0], es = (int64_t)lt_dtype_size(x->dtype);
-    lt_tensor *y, *xc, *wc, *losses, *sum, *logits = NULL, *dx = NULL, *dw = NULL;
+    lt_tensor *y, *xc, *wc, *losses, *sum, *logits = NULL, *dx = NULL, *dw = NULL, *grad16 = NULL;
     LT_TRY(lt__tensor_alloc(fn, NULL, 0, x->dtype, dev, &y));
     lt_node *n;
     LT_TRY(lt__record(fn, classifier_backward, y, (const lt_tensor *[]){x, w}, 2, &n));
     bool want_dx = n && lt__node_needs(n, 0), want_dw = n && lt__node_needs(n, 1);
     LT_TRY(contiguous(x, &xc));
     LT_TRY(contiguous(w, &wc));
+    bool autocast = lt__autocast_active((const lt_tensor *[]){x, w}, 2);
+    if (autocast) { /* the GEMMs read bf16 copies instead (contiguous, as xc and wc are; the scope frees both) */
+        lt_tensor *x16, *w16;
+        LT_TRY(lt__convert(fn, xc, LT_BF16, &x16));
+        LT_TRY(lt__convert(fn, wc, LT_BF16, &w16));
+        xc = x16;
+        wc = w16;
+    }
     LT_TRY(lt__tensor_alloc(fn, &N, 1, x->dtype, dev, &losses));
     if (want_dx) LT_TRY(lt__tensor_alloc(fn, x->shape, 2, x->dtype, dev, &dx));
     if (want_dw) LT_TRY(lt__tensor_alloc(fn, w->shape, 2, x->dtype, dev, &dw));
@@ -106,9 +119,10 @@ static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt
     R = R < N ? R : N;
     int64_t lshape[2] = {R, Vp};
     if (N > 0) LT_TRY(lt__tensor_alloc(fn, lshape, 2, x->dtype, dev, &logits));
+    if (N > 0 && autocast && (want_dx || want_dw)) LT_TRY(lt__tensor_alloc(fn, lshape, 2, LT_BF16, dev, &grad16));
     /* mean over counted rows: every row's gradient carries 1 / count (all ignored: no gradient, NaN loss) */
     double grad_scale = count > 0 ? 1.0 / (double)count : 0.0;
-    lt_tensor hw, hx, hl, hl2, ht, hs, hd;
+    lt_tensor hw, hx, hl, hl2, ht, hs, hd, hg;
     LT_TRY(rows_of(wc, 1, 0, Vp, &hw));
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t rows = N - r0 < R ? N - r0 : R;
@@ -119,13 +133,18 @@ static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt
         LT_TRY(rows_of(targets, 0, r0, rows, &ht));
         LT_TRY(rows_of(losses, 0, r0, rows, &hs));
         LT_TRY(be->classifier_ce(&hl2, V, &ht, ignore, grad_scale, want_dx || want_dw, &hs));
+        hg = hl;
+        if (grad16) { /* autocast: the dx and dw GEMMs read the logit gradient rounded to bf16 */
+            LT_TRY(rows_of(grad16, 1, 0, rows, &hg));
+            LT_TRY(be->copy(&hg, &hl));
+        }
         if (want_dx) { /* dx = dlogits w */
             LT_TRY(rows_of(dx, 1, r0, rows, &hd));
-            LT_TRY(be->gemm(&hl, &hw, false, false, 1.0, 0.0, &hd));
+            LT_TRY(be->gemm(&hg, &hw, false, false, 1.0, 0.0, &hd));
         }
         if (want_dw) { /* dw += dlogits^T x, chunk after chunk (the same order on every run) */
             LT_TRY(rows_of(dw, 1, 0, Vp, &hd));
-            LT_TRY(be->gemm(&hl, &hx, true, false, 1.0, r0 == 0 ? 0.0 : 1.0, &hd));
+            LT_TRY(be->gemm(&hg, &hx, true, false, 1.0, r0 == 0 ? 0.0 : 1.0, &hd));
         }
     }
     int64_t one = 1;

@@ -1,9 +1,15 @@
 /* lt_linear, forward and backward: y = x @ w + b as one backend GEMM with the bias folded in (y starts as the
- * broadcast bias and the GEMM adds onto it), and the three gradients from gemm and reduce. Never reads tensor data. */
+ * broadcast bias and the GEMM adds onto it), and the three gradients from gemm and reduce. Never reads tensor data.
+ *
+ * bf16. With x, w (and b) bf16, y is bf16: the GEMM accumulates x @ w + b in f32 and rounds once. Under autocast (f32
+ * tensors on a GPU) x and w are rounded to bf16 for the GEMM, y and the bias add stay f32, and the node saves the bf16
+ * copies; its backward rounds dy to bf16 for the two GEMMs (f32 outputs: dx and dw in the inputs' f32) and sums db
+ * from the f32 dy. */
 #include "autograd/autograd.h"
 #include "backend.h"
 #include "core/error.h"
 #include "libtrain/nn.h"
+#include "ops/autocast.h"
 
 static const char *const fn = "lt_linear";
 
@@ -43,41 +49,67 @@ static lt_status gemm2(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
     return lt__backend_of(c)->gemm(&ha, &hb, ta, tb, 1.0, beta, &hc);
 }
 
-/* Saved: i[0] and i[1] are the slots of x as [M, K] (needed for dw) and of w (needed for dx), or -1. */
+/* db [N] (b's dtype) = the rows of g2 [M, N] summed. The reduction computes in f32 or f64, so a bf16 g2 is summed in
+ * f32 and the sum rounded. */
+static lt_status bias_grad(lt_node *n, const lt_tensor *g2, lt_dtype dtype, lt_tensor **db) {
+    int64_t N = g2->shape[1], shape[2] = {1, N};
+    lt_device dev = g2->storage->device;
+    lt_dtype acc = g2->dtype == LT_BF16 ? LT_F32 : g2->dtype;
+    lt_tensor *g = (lt_tensor *)g2, *s, hb;
+    if (g2->dtype != acc) LT_TRY(lt__convert(n->name, g2, acc, &g));
+    LT_TRY(lt__tensor_alloc(n->name, &N, 1, acc, dev, &s));
+    LT_TRY(lt__broadcast_header(s, shape, 2, &hb));
+    LT_TRY(lt__backend_of(g)->reduce(LT_ROP_SUM, g, 1u, &hb));
+    if (acc == dtype) {
+        *db = s;
+        return LT_OK;
+    }
+    return lt__convert(n->name, s, dtype, db);
+}
+
+/* Saved: i[0] and i[1] are the slots of x as [M, K] (needed for dw) and of w (needed for dx), or -1; i[2] the dtype
+ * the GEMMs computed in (bf16 under autocast or for bf16 inputs), which the backward follows whatever autocast says
+ * when it runs. */
 static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
-    const lt__edge *ex = &n->inputs[0];
+    const lt__edge *ex = &n->inputs[0], *ew = &n->inputs[1];
     int64_t N = gy->shape[gy->ndim - 1];
     lt_device dev = gy->storage->device;
-    lt_tensor *g2;
+    lt_dtype compute = (lt_dtype)n->i[2];
+    lt_tensor *g2, *gc;
     LT_TRY(as_matrix(gy, N, &g2));
+    gc = g2;
+    if (g2->dtype != compute) LT_TRY(lt__convert(n->name, g2, compute, &gc)); /* autocast: dy rounded to bf16 */
     int64_t M = g2->shape[0];
     if (lt__node_needs(n, 0)) { /* dx = dy @ w^T */
         const lt_tensor *w = n->saved[n->i[1]];
         int64_t shape[2] = {M, w->shape[0]};
         lt_tensor *d2;
         LT_TRY(lt__tensor_alloc(n->name, shape, 2, ex->dtype, dev, &d2));
-        LT_TRY(gemm2(g2, w, false, true, 0.0, d2));
+        LT_TRY(gemm2(gc, w, false, true, 0.0, d2));
         LT_TRY(lt_reshape(d2, ex->shape, ex->ndim, &gx[0]));
     }
     if (lt__node_needs(n, 1)) { /* dw = x^T @ dy */
         const lt_tensor *x2 = n->saved[n->i[0]];
         int64_t shape[2] = {x2->shape[1], N};
-        LT_TRY(lt__tensor_alloc(n->name, shape, 2, ex->dtype, dev, &gx[1]));
-        LT_TRY(gemm2(x2, g2, true, false, 0.0, gx[1]));
+        LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));
+        LT_TRY(gemm2(x2, gc, true, false, 0.0, gx[1]));
     }
-    if (lt__node_needs(n, 2)) { /* db = dy summed over rows */
-        lt_tensor hb;
-        int64_t shape[2] = {1, N};
-        LT_TRY(lt__tensor_alloc(n->name, &N, 1, ex->dtype, dev, &gx[2]));
-        LT_TRY(lt__broadcast_header(gx[2], shape, 2, &hb));
-        LT_TRY(lt__backend_of(g2)->reduce(LT_ROP_SUM, g2, 1u, &hb));
-    }
+    if (lt__node_needs(n, 2)) LT_TRY(bias_grad(n, g2, n->inputs[2].dtype, &gx[2])); /* db = dy summed over rows */
+    return LT_OK;
+}
+
+/* f32, f64 or bf16. */
+static lt_status check_dtype(const char *arg, const lt_tensor *t) {
+    LT_TRY(lt__check_tensor(fn, arg, t));
+    if (t->dtype != LT_F32 && t->dtype != LT_F64 && t->dtype != LT_BF16)
+        return lt__err(LT_ERR_DTYPE, "%s: %s has dtype %s, expected f32, f64 or bf16", fn, arg,
+                       lt_dtype_name(t->dtype));
     return LT_OK;
 }
 
 static lt_status check_args(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b) {
-    LT_TRY(lt__check_compute_dtype(fn, "x", x));
-    LT_TRY(lt__check_compute_dtype(fn, "w", w));
+    LT_TRY(check_dtype("x", x));
+    LT_TRY(check_dtype("w", w));
     LT_TRY(lt__check_same_dtype(fn, x, w));
     LT_TRY(lt__check_same_device(fn, x, w));
     char sx[LT_SHAPE_STR_LEN], sw[LT_SHAPE_STR_LEN], sb[LT_SHAPE_STR_LEN];
@@ -88,7 +120,7 @@ static lt_status check_args(const lt_tensor *x, const lt_tensor *w, const lt_ten
     if (x->shape[x->ndim - 1] != w->shape[0])
         return lt__err(LT_ERR_SHAPE, "%s: the last dim of x (%s) differs from the first of w (%s)", fn, sx, sw);
     if (!b) return LT_OK;
-    LT_TRY(lt__check_compute_dtype(fn, "b", b));
+    LT_TRY(check_dtype("b", b));
     LT_TRY(lt__check_same_dtype(fn, x, b));
     LT_TRY(lt__check_same_device(fn, x, b));
     if (b->ndim != 1 || b->shape[0] != w->shape[1])
@@ -105,10 +137,14 @@ LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tens
     int64_t K = w->shape[0], N = w->shape[1], shape[LT_MAX_DIMS];
     for (int i = 0; i < x->ndim - 1; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = N;
-    lt_tensor *x2 = NULL, *w2 = NULL, *y = NULL, *y2 = NULL;
+    lt_tensor *x2 = NULL, *w2 = NULL, *y = NULL, *y2 = NULL, *xc = NULL, *wc = NULL;
     lt_status st = LT_OK;
-    LT_TRY(as_matrix(x, K, &x2));
-    LT_TRY_GOTO(as_matrix(w, N, &w2), done);
+    if (lt__autocast_active((const lt_tensor *[]){x, w, b}, 3)) { /* bf16 copies of x and w, f32 y and bias */
+        LT_TRY_GOTO(lt__convert(fn, x, LT_BF16, &xc), done);
+        LT_TRY_GOTO(lt__convert(fn, w, LT_BF16, &wc), done);
+    }
+    LT_TRY_GOTO(as_matrix(xc ? xc : x, K, &x2), done);
+    LT_TRY_GOTO(as_matrix(wc ? wc : w, N, &w2), done);
     LT_TRY_GOTO(lt__tensor_alloc(fn, shape, x->ndim, x->dtype, x->storage->device, &y), done);
     int64_t M = x2->shape[0], s2[2] = {M, N}, st2[2] = {N, 1};
     LT_TRY_GOTO(lt__tensor_view_of(y, s2, st2, 2, y->offset, &y2), done);
@@ -122,6 +158,7 @@ LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tens
     LT_TRY_GOTO(lt__record(fn, linear_backward, y, (const lt_tensor *[]){x, w, b}, 3, &n), done);
     if (n) {
         n->i[0] = n->i[1] = -1;
+        n->i[2] = x2->dtype;
         if (lt__node_needs(n, 1)) {
             n->i[0] = n->n_saved;
             LT_TRY_GOTO(lt__node_save(n, x2), done);
@@ -134,6 +171,8 @@ LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tens
     *out = y;
     y = NULL;
 done: /* on success y is NULL here; everything else is a temporary */
+    lt__drop(xc);
+    lt__drop(wc);
     lt__drop(x2);
     lt__drop(w2);
     lt__drop(y2);
