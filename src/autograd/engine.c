@@ -155,6 +155,23 @@ lt_status lt__sum_to(const lt_tensor *g, const int64_t *shape, int ndim, lt_tens
     return lt__tensor_view_of(r, shape, strides, ndim, r->offset, out);
 }
 
+/* sum = a + b (sum may alias a). The compute kernels take f32 and f64; bf16 and f16 gradients (of bf16 matmul
+ * operands used twice) add in f32 and round once. */
+static lt_status lt__add_grads(const lt_tensor *a, const lt_tensor *b, lt_tensor *sum) {
+    const lt__backend *be = lt__backend_of(sum);
+    if (sum->dtype == LT_F32 || sum->dtype == LT_F64) return be->binary(LT_BOP_ADD, a, b, sum);
+    lt_tensor *fa, *fb = NULL;
+    LT_TRY(lt__tensor_alloc("lt_backward", a->shape, a->ndim, LT_F32, a->storage->device, &fa));
+    lt_status st = lt__tensor_alloc("lt_backward", b->shape, b->ndim, LT_F32, b->storage->device, &fb);
+    if (st == LT_OK) st = be->copy(fa, a);
+    if (st == LT_OK) st = be->copy(fb, b);
+    if (st == LT_OK) st = be->binary(LT_BOP_ADD, fa, fb, fa);
+    if (st == LT_OK) st = be->copy(sum, fa);
+    lt__drop(fa);
+    lt__drop(fb);
+    return st;
+}
+
 /* grad += g for a leaf; the leaf owns its gradient (for parameters, a view into the flat gradient buffer). */
 static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
     const lt__backend *be = lt__backend_of(leaf);
@@ -170,7 +187,7 @@ static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
         leaf->grad = t;
         return LT_OK;
     }
-    return be->binary(LT_BOP_ADD, leaf->grad, g, leaf->grad);
+    return lt__add_grads(leaf->grad, g, leaf->grad);
 }
 
 /* A node's gradient is the sum of what its consumers send; the first contribution is kept by reference. */
@@ -182,7 +199,7 @@ static lt_status lt__accumulate_node(lt_node *n, lt_tensor *g) {
     }
     lt_tensor *sum;
     LT_TRY(lt__tensor_alloc("lt_backward", g->shape, g->ndim, g->dtype, g->storage->device, &sum));
-    LT_TRY(lt__backend_of(g)->binary(LT_BOP_ADD, n->grad, g, sum));
+    LT_TRY(lt__add_grads(n->grad, g, sum));
     lt_tensor_retain(sum);
     lt_tensor_release(n->grad);
     n->grad = sum;
