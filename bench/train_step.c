@@ -63,32 +63,31 @@ static bool parse_device(const char *s, lt_device *dev) {
 
 /* The parameter dtype for --dtype: f32, f64, bf16 (refused with a message when this build cannot hold bf16
  * parameters) or auto (bf16 when it can, else f32). *why says what was chosen and why. */
-static bool pick_dtype(const char *s, lt_device dev, lt_dtype *out, const char **why) {
-    bool want_bf16 = strcmp(s, "bf16") == 0, autopick = strcmp(s, "auto") == 0;
+/* The parameter dtype and whether matrix products run under bf16 autocast: bf16 (and auto on a GPU) means f32 master
+ * weights with bf16 products accumulated in f32 (docs/mixed-precision.md); on the CPU autocast changes nothing. */
+static bool pick_dtype(const char *s, bool gpu, lt_dtype *out, bool *autocast, const char **why) {
+    *autocast = false;
     if (strcmp(s, "f32") == 0 || strcmp(s, "f64") == 0) {
         *out = s[1] == '3' ? LT_F32 : LT_F64;
         *why = "as asked";
         return true;
     }
-    if (!want_bf16 && !autopick) {
+    bool want_bf16 = strcmp(s, "bf16") == 0;
+    if (!want_bf16 && strcmp(s, "auto") != 0) {
         fprintf(stderr, "train_step: --dtype must be f32, f64, bf16 or auto, not '%s'\n", s);
         return false;
     }
-    lt_params *probe = NULL;
-    lt_status st = lt_params_create(LT_BF16, dev, &probe);
-    lt_params_free(probe);
-    if (st == LT_OK) {
-        *out = LT_BF16;
-        *why = "as asked";
+    *out = LT_F32;
+    if (!gpu) {
+        if (want_bf16) {
+            fprintf(stderr, "train_step: --dtype bf16 is bf16 autocast, which changes nothing on the CPU\n");
+            return false;
+        }
+        *why = "auto on the CPU: f32";
         return true;
     }
-    if (want_bf16) {
-        fprintf(stderr, "train_step: --dtype bf16: this build cannot train in bf16 (%s); use f32 or auto\n",
-                lt_last_error());
-        return false;
-    }
-    *out = LT_F32;
-    *why = "bf16 asked by auto, but this build trains f32/f64 parameters only (no bf16 autocast yet)";
+    *autocast = true;
+    *why = "bf16 autocast: f32 master weights, bf16 matrix products with f32 accumulation";
     return true;
 }
 
@@ -130,7 +129,8 @@ int main(int argc, char **argv) {
     }
     lt_dtype dtype;
     const char *dtype_why;
-    if (!pick_dtype(dtype_name, dev, &dtype, &dtype_why)) return 2;
+    bool autocast;
+    if (!pick_dtype(dtype_name, gpu, &dtype, &autocast, &dtype_why)) return 2;
     const int64_t B = batch ? batch : gpu ? bc->gpu_B : bc->B, T = seq ? seq : gpu ? bc->gpu_T : bc->T;
     TRY(lt_set_num_threads((int)threads));
     lt_gpt_config cfg = {.struct_size = sizeof cfg,
@@ -167,8 +167,10 @@ int main(int argc, char **argv) {
         lt_tensor *loss;
         TRY(lt_scope_begin());
         TRY(lt_params_zero_grad(p));
+        if (autocast) TRY(lt_autocast_begin(LT_BF16));
         TRY(lt_gpt_forward(m, x, y, true, NULL, &loss));
         TRY(lt_backward(loss));
+        if (autocast) lt_autocast_end();
         TRY(lt_clip_grad_norm(p, 1.0, &norm));
         TRY(lt_optim_step(opt));
         TRY(lt_scope_end());
@@ -202,12 +204,12 @@ int main(int argc, char **argv) {
         printf("train_step: %.0f tokens/s, %.2f ms/step, %.1f TFLOP/s = %.1f%% MFU of %g TFLOP/s (--peak-tflops; "
                "989 is the H100/H200 SXM dense-bf16 datasheet rate), computed in %s (LIBTRAIN_TF32=%s); peak device "
                "memory %.1f MiB\n",
-               (double)n / (med / 1e3), med, tflops, mfu, peak_tflops, lt_dtype_name(dtype), tf32,
+               (double)n / (med / 1e3), med, tflops, mfu, peak_tflops, autocast ? "bf16" : lt_dtype_name(dtype), tf32,
                (double)after.peak_bytes / 1048576.0);
         printf("RESULT impl=libtrain config=%s device=%s dtype=%s tf32=%s B=%lld T=%lld ms=%.2f tok_s=%.0f "
                "tflops=%.2f mfu_pct=%.2f peak_tflops=%g peak_mem_mb=%.1f steady_mallocs=%llu rss_mb=%.1f\n",
-               bc->name, devs, lt_dtype_name(dtype), tf32, (long long)B, (long long)T, med, (double)n / (med / 1e3),
-               tflops, mfu, peak_tflops, (double)after.peak_bytes / 1048576.0,
+               bc->name, devs, autocast ? "bf16" : lt_dtype_name(dtype), tf32, (long long)B, (long long)T, med,
+               (double)n / (med / 1e3), tflops, mfu, peak_tflops, (double)after.peak_bytes / 1048576.0,
                (unsigned long long)(after.system_allocs - before.system_allocs), (double)ru.ru_maxrss / 1024.0);
     }
     free(ms);

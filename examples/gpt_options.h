@@ -19,6 +19,7 @@ typedef struct args {
     int64_t steps, batch, seq, layers, heads, embd, accum, warmup, eval_every, eval_batches, log_every, seed, threads;
     int64_t sample_tokens, top_k;
     double lr, min_lr, wd, clip, dropout, val_fraction, temperature;
+    bool bf16;
 } args;
 
 /* Picks the device: "auto" is CUDA when this build has it and a GPU answers, else the CPU. */
@@ -146,6 +147,7 @@ static int gpt_options(args *a, opt *table) {
         {"--data", OPT_STRING, &a->data, 0, 0, "text file, directory of text files, .bin shard or shard directory"},
         {"--cache-dir", OPT_STRING, &a->cache_dir, 0, 0, "where tokenized text shards are kept"},
         {"--device", OPT_STRING, &a->device, 0, 0, "auto, cpu, cuda or cuda:N"},
+        {"--bf16", OPT_FLAG, &a->bf16, 0, 0, "bf16 autocast on a GPU: bf16 matrix products, f32 weights and loss"},
         {"--steps", OPT_INT, &a->steps, 0, 1e9, "optimizer steps"},
         {"--batch", OPT_INT, &a->batch, 1, 1e6, "sequences per micro-batch (B)"},
         {"--seq", OPT_INT, &a->seq, 1, 1e6, "tokens per sequence (T, also the model's context)"},
@@ -188,6 +190,7 @@ static void gpt_apply(const args *a, const char *shard, lt_train_config *cfg) {
     cfg->model.n_head = a->heads;
     cfg->model.n_embd = a->embd;
     cfg->model.dropout = a->dropout;
+    cfg->mixed_precision = a->bf16;
     cfg->seq_len = a->seq;
     cfg->batch_size = a->batch;
     cfg->grad_accum = a->accum;

@@ -48,6 +48,11 @@ typedef struct lt_train_config {
      * any number of ranks (ckpt.h: save and resume are collective). CPU only (NCCL is not built yet). */
     lt_dist *dist;        /* borrowed; NULL = one process. Must outlive the trainer */
     int64_t bucket_bytes; /* gradient all-reduce bucket; 0: LT_DIST_DEFAULT_BUCKET_BYTES */
+    /* Mixed precision (docs/mixed-precision.md). Appended: a caller whose struct_size ends before it gets false.
+     * When set, every micro-batch's forward and backward, and validation, run under lt_autocast_begin(LT_BF16): on a
+     * GPU the matrix products of the f32 parameters compute in bf16 with f32 accumulation; parameters (the f32 master
+     * weights), gradients, loss and AdamW stay f32. No effect on the CPU. LT_ERR_ARG unless dtype is f32. */
+    bool mixed_precision;
 } lt_train_config;
 
 /* Fills the first struct_size bytes of c (pass sizeof *c; a program built against an older, shorter struct passes

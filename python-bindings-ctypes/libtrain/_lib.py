@@ -75,7 +75,9 @@ class lt_train_config(Structure):
                 # checkpoints (ckpt.h), appended to the C struct
                 ("ckpt_dir", c_char_p), ("ckpt_every", c_int64), ("keep_last", c_int), ("resume", c_char_p),
                 # data parallelism (dist.h), appended to the C struct; lt_train_config_init writes them too
-                ("dist", c_void_p), ("bucket_bytes", c_int64)]
+                ("dist", c_void_p), ("bucket_bytes", c_int64),
+                # mixed precision (docs/mixed-precision.md), appended to the C struct
+                ("mixed_precision", c_bool)]
 
 
 class lt_ckpt_info(Structure):
@@ -168,6 +170,9 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_gelu": (STATUS, [H, c_int, HP]),
     **{f"lt_{op}": (STATUS, [H, IP, c_int, c_bool, HP]) for op in ("sum", "mean", "max")},
     "lt_matmul": (STATUS, [H, H, c_bool, c_bool, HP]),
+    "lt_autocast_begin": (STATUS, [c_int]),
+    "lt_autocast_end": (None, []),
+    "lt_autocast_dtype": (c_int, []),
     "lt_softmax": (STATUS, [H, c_int, HP]),
     "lt_log_softmax": (STATUS, [H, c_int, HP]),
     "lt_layer_norm": (STATUS, [H, H, H, c_double, HP, HP, HP]),

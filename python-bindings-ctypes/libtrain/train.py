@@ -32,7 +32,8 @@ class TrainConfig:
 
     Data parallelism: ``dist`` is None (one process, or whatever ``Trainer(distributed=...)`` decides) or a
     ``libtrain.dist.Dist``; ``bucket_bytes`` is the gradient all-reduce bucket (0: 32 MiB). ``batch_size`` is per
-    rank: a step of N ranks takes N x batch_size rows."""
+    rank: a step of N ranks takes N x batch_size rows. ``mixed_precision = True`` runs the matrix products under bf16
+    autocast on a GPU (f32 master weights; no effect on the CPU)."""
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_c", _lib.lt_train_config())

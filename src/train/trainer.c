@@ -71,6 +71,10 @@ static lt_status lt__check_train_config(const char *fn, const lt_train_config *c
                        "warmup_steps, eval_every, eval_batches and ckpt_every >= 0",
                        fn, (long long)c->batch_size, (long long)c->seq_len, (long long)c->grad_accum,
                        (long long)c->log_every);
+    if (c->struct_size >= offsetof(lt_train_config, mixed_precision) + sizeof(bool) && c->mixed_precision &&
+        c->dtype != LT_F32)
+        return lt__err(LT_ERR_ARG, "%s: mixed_precision needs f32 parameters (the master weights), not %s", fn,
+                       lt_dtype_name(c->dtype));
     if (c->seq_len > c->model.block_size)
         return lt__err(LT_ERR_ARG, "%s: seq_len %lld exceeds the model's block_size %lld", fn, (long long)c->seq_len,
                        (long long)c->model.block_size);
@@ -238,7 +242,9 @@ static lt_status lt__micro_step(lt_trainer *t, double *loss_sum) {
     lt_tensor *x, *y, *loss;
     double value = 0;
     LT_TRY(lt__scope_begin());
-    lt_status st = lt_loader_next(t->train_loader, c->device, &x, &y);
+    lt_status st = LT_OK;
+    bool autocast = c->mixed_precision && (st = lt_autocast_begin(LT_BF16)) == LT_OK;
+    if (st == LT_OK) st = lt_loader_next(t->train_loader, c->device, &x, &y);
     if (st == LT_OK) st = lt_gpt_forward(t->model, x, y, true, NULL, &loss);
     if (st == LT_OK) st = lt_tensor_to(loss, LT_F64, LT_DEVICE_CPU, &y);
     if (st == LT_OK) st = lt_tensor_to_host(y, &value, sizeof value);
@@ -246,6 +252,7 @@ static lt_status lt__micro_step(lt_trainer *t, double *loss_sum) {
     double scale = 1.0 / ((double)c->grad_accum * (double)t->world);
     if (st == LT_OK && scale != 1.0) st = lt_mul_scalar(loss, scale, &loss);
     if (st == LT_OK) st = lt_backward(loss);
+    if (autocast) lt_autocast_end();
     lt__scope_end();
     *loss_sum += value;
     return st;
@@ -304,6 +311,7 @@ LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss) {
     if (n > per_epoch) n = per_epoch;
     double sum = 0;
     lt_status st = LT_OK;
+    bool autocast = c->mixed_precision && (st = lt_autocast_begin(LT_BF16)) == LT_OK;
     lt_no_grad_begin();
     for (int64_t i = 0; st == LT_OK && i < n; i++) {
         lt_tensor *x, *y, *loss;
@@ -318,6 +326,7 @@ LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss) {
         sum += v;
     }
     lt_no_grad_end();
+    if (autocast) lt_autocast_end();
     LT_TRY(st);
     *val_loss = sum / (double)n;
     return LT_OK;
