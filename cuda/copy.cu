@@ -26,8 +26,7 @@ __device__ inline void move_element(char *d, const char *s, int bytes) {
 }
 
 /* dst (any strides) = src (any strides, 0 included) element by element, converting when the dtypes differ. */
-__global__ void copy_kernel(char *dst, Strided dg, lt_dtype dd, const char *src, Strided sg, lt_dtype sd,
-                            int64_t n) {
+__global__ void copy_kernel(char *dst, Strided dg, lt_dtype dd, const char *src, Strided sg, lt_dtype sd, int64_t n) {
     const int db = (int)lt__dtype_bytes(dd), sb = (int)lt__dtype_bytes(sd);
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t doff = dg.offset(i), soff = sg.offset(i);
@@ -38,10 +37,22 @@ __global__ void copy_kernel(char *dst, Strided dg, lt_dtype dd, const char *src,
     }
 }
 
+/* Both contiguous, dtypes differing (autocast rounds every weight to bf16 this way): no index arithmetic. */
+__global__ void convert_kernel(void *dst, lt_dtype dd, const void *src, lt_dtype sd, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        lt__store(dst, i, dd, lt__load(src, i, sd));
+}
+
 lt_status launch_copy(Context &ctx, lt_tensor *dst, const lt_tensor *src, const char *who) {
     int64_t n = numel(dst);
-    LT_LAUNCH(copy_kernel, blocks_for(n), kThreads, 0, ctx.stream, static_cast<char *>(lt__data(dst)),
-              strided(dst), dst->dtype, static_cast<const char *>(lt__data(src)), strided(src), src->dtype, n);
+    if (lt__is_contiguous(dst) && lt__is_contiguous(src)) {
+        LT_LAUNCH(convert_kernel, blocks_for(n), kThreads, 0, ctx.stream, lt__data(dst), dst->dtype, lt__data(src),
+                  src->dtype, n);
+        LT_CU_LAUNCHED(who, "convert_kernel");
+        return LT_OK;
+    }
+    LT_LAUNCH(copy_kernel, blocks_for(n), kThreads, 0, ctx.stream, static_cast<char *>(lt__data(dst)), strided(dst),
+              dst->dtype, static_cast<const char *>(lt__data(src)), strided(src), src->dtype, n);
     LT_CU_LAUNCHED(who, "copy_kernel");
     return LT_OK;
 }
