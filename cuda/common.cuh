@@ -95,7 +95,8 @@ template <class F> lt_status dispatch_float(lt_dtype dtype, const char *who, F &
     switch (dtype) {
     case LT_F32: return f(float{});
     case LT_F64: return f(double{});
-    default: return lt__err(LT_ERR_DTYPE, "%s: the cuda backend computes in f32 or f64, not %s", who, lt_dtype_name(dtype));
+    default:
+        return lt__err(LT_ERR_DTYPE, "%s: the cuda backend computes in f32 or f64, not %s", who, lt_dtype_name(dtype));
     }
 }
 
@@ -177,12 +178,12 @@ lt_status lt__cuda_dropout(const lt_tensor *x, double p, double scale, uint64_t 
 lt_status lt__cuda_attention(const lt_tensor *qkv, int n_head, lt_tensor *y, lt_tensor *lse);
 lt_status lt__cuda_attention_backward(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse,
                                       const lt_tensor *gy, int n_head, lt_tensor *gqkv);
-lt_status lt__cuda_classifier_ce(lt_tensor *logits, int64_t vocab_size, const lt_tensor *targets,
-                                 int64_t ignore_index, double grad_scale, bool want_grad, lt_tensor *loss);
+lt_status lt__cuda_classifier_ce(lt_tensor *logits, int64_t vocab_size, const lt_tensor *targets, int64_t ignore_index,
+                                 double grad_scale, bool want_grad, lt_tensor *loss);
 lt_status lt__cuda_sumsq(const lt_tensor *x, double *out);
 lt_status lt__cuda_adamw_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
-                              const struct lt__segment *segments, int n_segments, double lr, double beta1,
-                              double beta2, double eps, int64_t step);
+                              const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2,
+                              double eps, int64_t step);
 lt_status lt__cuda_sgd_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
                             double weight_decay, bool nesterov, bool first_step);
 lt__allocator *lt__cuda_allocator(int device_index);

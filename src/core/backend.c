@@ -25,8 +25,7 @@ lt_status lt__backend_for(const char *who, lt_device device, const lt__backend *
     if (device.type == LT_CUDA) {
 #ifdef LT_HAVE_CUDA
         pthread_once(&lt__cuda_checked, lt__check_cuda);
-        if (!lt__cuda_complete)
-            return lt__err(LT_ERR_INTERNAL, "%s: the cuda backend leaves an entry empty", who);
+        if (!lt__cuda_complete) return lt__err(LT_ERR_INTERNAL, "%s: the cuda backend leaves an entry empty", who);
         LT_TRY(lt__cuda_device_ready(who, device.index));
         *out = &lt__cuda_backend;
         return LT_OK;

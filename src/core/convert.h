@@ -121,10 +121,7 @@ static inline LT_HD void lt__store(void *base, int64_t i, lt_dtype d, double v) 
     case LT_BF16: ((uint16_t *)base)[i] = lt__f32_to_bf16((float)v); break;
     case LT_F16: ((uint16_t *)base)[i] = lt__f32_to_f16((float)v); break;
     case LT_I32:
-        ((int32_t *)base)[i] = v != v                 ? 0
-                               : v >= 2147483647.0    ? INT32_MAX
-                               : v <= -2147483648.0   ? INT32_MIN
-                                                      : (int32_t)v;
+        ((int32_t *)base)[i] = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
         break;
     case LT_I64:
         ((int64_t *)base)[i] = v != v                        ? 0

@@ -70,8 +70,7 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
         } else if (dst->dtype == LT_F64 && src->dtype == LT_F32) {
             for (int64_t i = 0; i < inner; i++) ((double *)d)[i * dsi] = ((const float *)s)[i * ssi];
         } else {
-            for (int64_t i = 0; i < inner; i++)
-                lt__store(d, i * dsi, dst->dtype, lt__load(s, i * ssi, src->dtype));
+            for (int64_t i = 0; i < inner; i++) lt__store(d, i * dsi, dst->dtype, lt__load(s, i * ssi, src->dtype));
         }
         for (int k = nd - 2; k >= 0; k--) {
             if (++idx[k] < dst->shape[k]) break;

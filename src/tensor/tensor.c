@@ -330,7 +330,6 @@ lt_status lt__check_same_device(const char *who, const lt_tensor *a, const lt_te
     return LT_OK;
 }
 
-
 /* ---- Creation ---- */
 
 static lt_status lt__create(const char *who, const int64_t *shape, int ndim, lt_dtype dtype, lt_device device,
