@@ -4,9 +4,9 @@
 
 #include <array>
 #include <mutex>
-#include <utility>
 #include <stdio.h>
 #include <string.h>
+#include <utility>
 
 namespace lt_cuda {
 namespace {
@@ -137,6 +137,12 @@ extern "C" lt_status lt__cuda_device_ready(const char *who, int index) {
 extern "C" lt__allocator *lt__cuda_allocator(int device_index) {
     if (device_index < 0 || device_index >= kMaxDevices) return nullptr;
     return g_slots[device_index].ctx.alloc;
+}
+
+extern "C" void *lt__cuda_stream(int device_index) {
+    if (device_index < 0 || device_index >= kMaxDevices) return nullptr;
+    Slot &s = g_slots[device_index];
+    return s.status == LT_OK && s.ctx.alloc ? static_cast<void *>(s.ctx.stream) : nullptr;
 }
 
 extern "C" lt_status lt__cuda_synchronize(int device_index) {

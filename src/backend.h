@@ -174,6 +174,10 @@ extern const lt__backend lt__cpu_backend;
  * such device: no GPU, no driver, or an index out of range. */
 extern const lt__backend lt__cuda_backend;
 lt_status lt__cuda_device_ready(const char *who, int index);
+/* The compute stream of cuda:index (a cudaStream_t), every op's stream on that device, for code outside cuda/ that
+ * orders its own streams against it with events (src/dist/nccl.c); NULL when the device is not ready (call
+ * lt__cuda_device_ready first) or the index is out of range. */
+void *lt__cuda_stream(int device_index);
 #endif
 
 #endif

@@ -6,6 +6,9 @@
 #   bench      bench/train_step on the GPU: GPT-2 124M, B 16 x T 1024, bf16 when the library trains in bf16 else
 #              f32 (run twice: plain, and with LIBTRAIN_TF32=1); prints tokens/s, ms/step, MFU (llm.c's 6N + 6LCT
 #              FLOP/token against 989 TFLOP/s) and peak device memory
+#   nccl       GPU data parallelism on real NCCL: tests/cuda/test_gpu_nccl under mpirun with one rank (init, the
+#              bucketed all-reduce, the broadcast, a GPU trainer, teardown), then one rank per GPU when there are
+#              several (at most 8); skipped when mpirun is missing or the build has no NCCL or MPI
 #   ctest      the whole CTest suite: label gpu runs tests/cuda on the GPU, label cuda the same tests on the emulator
 #   sanitizer  compute-sanitizer memcheck and racecheck on a few build-gpu/tests/cuda/test_gpu_* programs (when
 #              compute-sanitizer exists)
@@ -17,7 +20,7 @@
 # Environment: LT_GPU_BUILD_DIR (default build-gpu), LT_GPU_CHECK_LOG (default <build dir>/gpu-check.log),
 # LT_GPU_CHECK_BUDGET (seconds for all stages, default 460), LT_GPU_CMAKE_ARGS (extra configure arguments),
 # LT_GPU_BENCH_ARGS (replace the bench's arguments), LT_GPU_CHECK_STAGES (the stages to run after gpu, default
-# "configure build bench ctest sanitizer": e.g. "bench" to rerun the benchmark on an existing build).
+# "configure build bench nccl ctest sanitizer": e.g. "bench" to rerun the benchmark on an existing build).
 # shellcheck disable=SC2317 # the stage_* functions are called indirectly, as "stage_$name"
 set -uo pipefail
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
@@ -76,6 +79,29 @@ stage_bench() {
     env -u LIBTRAIN_TF32 "$exe" "${bench_args[@]}" || rc=1
     echo "+ LIBTRAIN_TF32=1 $exe ${bench_args[*]}"
     LIBTRAIN_TF32=1 "$exe" "${bench_args[@]}" || rc=1
+    return "$rc"
+}
+
+# GPU data parallelism (src/dist/nccl.c) on the real NCCL: one rank first (a machine with one GPU cannot host two:
+# NCCL refuses two ranks on one GPU), then one rank per GPU. test_gpu_nccl's `collectives` mode: lt_dist_init_nccl and
+# its checks, ncclBroadcast of a model from rank 0, the bucketed ncclAllReduce (sum and mean, f32 and f64) against
+# known values, the parameters check, two steps of a GPU trainer, and lt_dist_free's teardown.
+stage_nccl() {
+    local exe=$build/tests/cuda/test_gpu_nccl cache=$build/CMakeCache.txt
+    [ -f "$cache" ] || { echo "not configured"; return 1; }
+    command -v mpirun >/dev/null || { echo "mpirun not found (install openmpi-bin, libopenmpi-dev): skipped"; return 3; }
+    grep -qE '^LT_MPI:[A-Z]+=ON$' "$cache" || { echo "LT_MPI is not ON in $build (no MPI found): skipped"; return 3; }
+    grep -qE '^LT_NCCL:[A-Z]+=ON$' "$cache" || { echo "LT_NCCL is not ON in $build (no NCCL found): skipped"; return 3; }
+    [ -x "$exe" ] || { echo "$exe was not built"; return 1; }
+    local gpus rc=0 np dir=$build/nccl-check
+    gpus=$(nvidia-smi -L | grep -c '^GPU ')
+    [ "$gpus" -le 8 ] || gpus=8
+    mkdir -p "$dir"
+    for np in 1 $([ "$gpus" -gt 1 ] && echo "$gpus"); do
+        echo "+ mpirun -np $np $exe collectives $dir"
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LIBTRAIN_POISON_ALLOC=1 \
+            timeout -k 5 40 mpirun --oversubscribe --bind-to none -np "$np" "$exe" collectives "$dir" || rc=1
+    done
     return "$rc"
 }
 
@@ -161,6 +187,7 @@ show() {
         configure) grep -E '^-- (libtrain|  |Configuring done|Generating done)|CMake Error|native failed' ;;
         build) tail -n 15 ;;
         bench) grep -E '^(\+ |train_step|RESULT)' ;;
+        nccl) grep -E '^\+ |^rank|passed|FAIL|SKIP|skipped|not found|not built|not ON|Error|error' ;;
         ctest) grep -E 'tests passed|tests failed|Total Test time|\(Failed\)|\(Timeout\)|\(Not Run\)|Skipped|^---|^ *[0-9]+ - ' ;;
         sanitizer) grep -E '^=== |ERROR SUMMARY|RACECHECK SUMMARY|not found|skipped' ;;
         *) cat ;;
@@ -221,8 +248,8 @@ if ! stage gpu 30; then
     summary
     exit 2
 fi
-wanted=" ${LT_GPU_CHECK_STAGES:-configure build bench ctest sanitizer} "
-for spec in configure:150 build:270 bench:150 ctest:200 sanitizer:150; do
+wanted=" ${LT_GPU_CHECK_STAGES:-configure build bench nccl ctest sanitizer} "
+for spec in configure:150 build:270 bench:150 nccl:90 ctest:200 sanitizer:150; do
     [[ $wanted = *" ${spec%%:*} "* ]] && stage "${spec%%:*}" "${spec##*:}"
 done
 summary

@@ -28,7 +28,8 @@ typedef struct lt_ckpt_info {
     int64_t step;        /* optimizer steps taken when it was saved */
     int64_t tokens_seen; /* training tokens consumed (all ranks) */
     int world_size;      /* data-parallel ranks of the run that wrote it (rows of /data and /rng) */
-    int zero_stage;      /* 0: every rank held the whole optimizer state (the only stage read so far) */
+    int zero_stage;      /* 0 or 1: how the saving run held AdamW's moments (1: sharded over the ranks, ZeRO-1);
+                          * the file holds them whole either way, so it resumes at either stage */
     int n_params;        /* datasets under /params */
     int64_t numel;       /* elements over all of them */
     char dtype[8];       /* "f32" or "f64" */

@@ -37,12 +37,24 @@ typedef struct lt_adamw_config {
  * eps <= 0 or weight_decay < 0; LT_ERR_STATE for an empty set. */
 LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *config, lt_optim **out);
 
+/* AdamW over the elements [offset, offset + numel) of the set's flat buffer only, for ZeRO-1 (dist.h: each rank
+ * updates its shard): the moments hold numel elements, and lt_optim_step updates only that range of the parameters,
+ * from the same range of the gradients, leaving the rest of the buffer alone. Weight-decay runs (decay flags) are cut
+ * at the range's edges, so every element gets the update lt_adamw_create's optimizer would give it. numel may be 0 (a
+ * rank whose shard is all padding). LT_ERR_ARG for a range outside the buffer; otherwise as lt_adamw_create. */
+LT_API lt_status lt_adamw_create_range(lt_params *params, const lt_adamw_config *config, int64_t offset, int64_t numel,
+                                       lt_optim **out);
+/* The part of the flat buffer that opt updates: offset 0 and lt_params_numel for an optimizer of the whole set.
+ * Either output may be NULL. LT_ERR_ARG for a NULL opt. */
+LT_API lt_status lt_optim_range(const lt_optim *opt, int64_t *offset, int64_t *numel);
+
 /* One update from the current gradients. */
 LT_API lt_status lt_optim_step(lt_optim *opt);
 LT_API lt_status lt_optim_set_lr(lt_optim *opt, double lr);
 /* Updates taken so far (AdamW's bias correction uses it). */
 LT_API int64_t lt_optim_steps(const lt_optim *opt);
-/* The optimizer's state buffers as 1-D views of lt_params_numel elements, borrowed: AdamW's first and second
+/* The optimizer's state buffers as 1-D views of lt_params_numel elements (of the range's numel for
+ * lt_adamw_create_range), borrowed: AdamW's first and second
  * moments (m, v), SGD's velocity (m; v is NULL), for checkpoints. Either may be NULL when the optimizer has none.
  * lt_optim_set_steps restores the step count alongside. */
 LT_API lt_status lt_optim_state(lt_optim *opt, lt_tensor **m, lt_tensor **v);
@@ -53,6 +65,15 @@ LT_API lt_status lt_optim_set_steps(lt_optim *opt, int64_t steps);
  * Writes the norm before clipping to *norm (may be NULL). max_norm <= 0 only measures; a NaN max_norm is
  * LT_ERR_ARG. The sum of squares is accumulated in f64, identically for any thread count. */
 LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *norm);
+
+/* Clipping in parts, for gradients spread over ranks (ZeRO-1, dist.h). lt_grad_sumsq: the sum of squares of the
+ * gradients [offset, offset + numel) of the set's flat gradient buffer, accumulated in f64 as lt_clip_grad_norm does.
+ * lt_clip_grad_range: scales that range by max_norm / (norm + 1e-6) when the factor is below 1, where norm is the
+ * global norm the caller computed (the square root of every part's lt_grad_sumsq added up): each part is then clipped
+ * as lt_clip_grad_norm clips the whole. max_norm <= 0 does nothing; a NaN max_norm or norm < 0 is LT_ERR_ARG. Both:
+ * LT_ERR_ARG for a range outside the buffer. */
+LT_API lt_status lt_grad_sumsq(lt_params *params, int64_t offset, int64_t numel, double *sumsq);
+LT_API lt_status lt_clip_grad_range(lt_params *params, int64_t offset, int64_t numel, double norm, double max_norm);
 
 /* Learning rate at `step` (0-based) of a run of total_steps: linear warm-up max_lr * (step + 1) / warmup_steps over
  * the first warmup_steps steps, then cosine decay to min_lr at total_steps; min_lr after that. A negative step

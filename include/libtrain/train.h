@@ -53,6 +53,11 @@ typedef struct lt_train_config {
      * GPU the matrix products of the f32 parameters compute in bf16 with f32 accumulation; parameters (the f32 master
      * weights), gradients, loss and AdamW stay f32. No effect on the CPU. LT_ERR_ARG unless dtype is f32. */
     bool mixed_precision;
+    /* ZeRO stage (dist.h). Appended: a caller whose struct_size ends before it gets 0. 0: every rank holds all of
+     * AdamW's m and v; 1: each holds its shard's (about 1/world of them), the gradients are reduce-scattered, each
+     * rank updates its shard and the parameters are all-gathered, with the same result as 0 (to rounding). Ignored
+     * with one process. Checkpoints do not depend on it: a run saved at one stage resumes at the other. */
+    int zero_stage;
 } lt_train_config;
 
 /* Fills the first struct_size bytes of c (pass sizeof *c; a program built against an older, shorter struct passes
@@ -94,6 +99,8 @@ LT_API lt_status lt_trainer_evaluate(lt_trainer *t, double *val_loss);
 LT_API lt_status lt_trainer_run(lt_trainer *t);
 /* The model, borrowed. */
 LT_API lt_gpt *lt_trainer_model(lt_trainer *t);
+/* The AdamW optimizer, borrowed: its state (lt_optim_state) and, with ZeRO-1, this rank's shard (lt_optim_range). */
+LT_API lt_optim *lt_trainer_optimizer(lt_trainer *t);
 /* Steps taken so far. */
 LT_API int64_t lt_trainer_steps_done(const lt_trainer *t);
 

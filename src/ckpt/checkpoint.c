@@ -5,6 +5,7 @@
 #include "libtrain/ckpt.h"
 #include "train/trainer_impl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,8 +120,9 @@ void lt__model_json(const lt_trainer *t, char *buf, size_t n) {
              m.n_embd, m.dropout);
 }
 
-/* Host pointers to the flat params, m and v; for a CPU trainer they alias the live buffers, otherwise copies. */
-lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f) {
+/* Host pointers to the flat params, m and v; for a CPU trainer they alias the live buffers, otherwise copies. The
+ * moments are the caller's full ones when given (gathered from ZeRO-1 shards). */
+lt_status lt__flat_host(const char *fn, lt_trainer *t, void *const *moments, lt__flat *f) {
     memset(f, 0, sizeof *f);
     lt_params *p = lt_gpt_params(t->model);
     lt_tensor *flat, *m, *v;
@@ -131,13 +133,18 @@ lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f) {
     f->esz = lt_dtype_size(f->dtype);
     f->numel = lt_params_numel(p);
     lt_tensor *src[3] = {flat, m, v};
-    f->host = lt_tensor_device(flat).type == LT_CPU;
+    const bool host = lt_tensor_device(flat).type == LT_CPU;
     for (int k = 0; k < 3; k++) {
-        if (f->host) {
+        if (k > 0 && moments) {
+            f->buf[k] = moments[k - 1];
+            continue;
+        }
+        if (host) {
             f->buf[k] = lt_tensor_data(src[k]);
             continue;
         }
         f->buf[k] = malloc((size_t)f->numel * f->esz);
+        f->owned[k] = f->buf[k] != NULL;
         if (!f->buf[k]) {
             lt__flat_free(f);
             return lt__err(LT_ERR_OOM, "%s: out of memory staging %lld elements", fn, (long long)f->numel);
@@ -152,9 +159,27 @@ lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f) {
 }
 
 void lt__flat_free(lt__flat *f) {
-    if (!f->host)
-        for (int k = 0; k < 3; k++) free(f->buf[k]);
+    for (int k = 0; k < 3; k++)
+        if (f->owned[k]) free(f->buf[k]);
     memset(f, 0, sizeof *f);
+}
+
+bool lt__ckpt_sharded(const lt_trainer *t) { return t->world > 1 && t->cfg.zero_stage == 1; }
+
+double lt__ckpt_deadline_begin(lt_trainer *t) {
+    const double saved = lt_dist_timeout(t->cfg.dist);
+    if (t->world <= 1 || !isfinite(saved)) return saved;
+    const double bytes = 3.0 * (double)lt_params_numel(lt_gpt_params(t->model)) * (double)lt_dtype_size(t->cfg.dtype);
+    lt_dist_set_timeout(t->cfg.dist, saved + bytes / LT__CKPT_IO_BYTES_PER_S, lt_dist_aborts_on_timeout(t->cfg.dist));
+    return saved;
+}
+
+lt_status lt__ckpt_deadline_end(lt_trainer *t, double saved, lt_status st) {
+    if (t->world <= 1 || !isfinite(saved)) return st;
+    char msg[1024]; /* lt_dist_set_timeout clears the thread's message: keep st's */
+    snprintf(msg, sizeof msg, "%s", lt_last_error());
+    lt_dist_set_timeout(t->cfg.dist, saved, lt_dist_aborts_on_timeout(t->cfg.dist));
+    return st == LT_OK ? LT_OK : lt__err(st, "%s", msg);
 }
 
 /* ---- Agreement between data-parallel ranks: every rank returns the same status and message ---- */

@@ -41,9 +41,11 @@ typedef struct lt__flat {
     lt_dtype dtype;
     size_t esz;
     int64_t numel;
-    bool host; /* the buffers alias the trainer's own (CPU); otherwise they are malloc'd copies */
+    bool owned[3]; /* malloc'd copies (a GPU trainer's); otherwise they alias the trainer's or the caller's buffers */
 } lt__flat;
-lt_status lt__flat_host(const char *fn, lt_trainer *t, lt__flat *f);
+/* moments: NULL for the optimizer's own m and v, or the full m and v (numel elements each, owned by the caller)
+ * gathered from a ZeRO-1 trainer's shards (lt__ckpt_gather_moments). */
+lt_status lt__flat_host(const char *fn, lt_trainer *t, void *const *moments, lt__flat *f);
 void lt__flat_free(lt__flat *f);
 int64_t lt__param_offset(lt_trainer *t, int i, lt_tensor **param, const char **name);
 
@@ -60,5 +62,18 @@ typedef struct lt__rank_row {
 lt_status lt__ckpt_agree(lt_trainer *t, lt_status st);
 /* Rank 0's nbytes at buf on every rank, in pieces that fit MPI's int counts. Collective (t->world > 1). */
 lt_status lt__ckpt_bcast(lt_trainer *t, void *buf, size_t nbytes);
+
+/* ZeRO-1 (t->cfg.zero_stage 1): each rank's optimizer holds the moments of its shard of the flat buffer only. The
+ * file is the same as at stage 0: at save the shards are gathered into the full m and v at rank 0, at resume rank 0's
+ * full m and v are scattered back into the shards (lt_dist_gather_shards, lt_dist_scatter_shards). */
+bool lt__ckpt_sharded(const lt_trainer *t);
+
+/* While rank 0 reads or writes a checkpoint the other ranks wait for it in a collective: the deadline of
+ * lt_dist_set_timeout grows by one second per LT__CKPT_IO_BYTES_PER_S of the checkpoint's tensors for that time, so a
+ * large model's file I/O is not taken for a hung rank. lt__ckpt_deadline_begin returns the deadline, which
+ * lt__ckpt_deadline_end restores, returning st with its message. */
+#define LT__CKPT_IO_BYTES_PER_S ((double)(16 << 20))
+double lt__ckpt_deadline_begin(lt_trainer *t);
+lt_status lt__ckpt_deadline_end(lt_trainer *t, double saved, lt_status st);
 
 #endif

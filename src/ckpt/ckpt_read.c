@@ -460,7 +460,8 @@ static lt_status add_entry(reader *r, const char *fmt, const char *name, int par
 
 /* What a successful read leaves for the commit (lt_trainer_resume), laid out like the trainer's flat buffers. */
 typedef struct staged {
-    void *buf[3]; /* params, then AdamW m and v (STRICT only): total elements each, in the model's dtype */
+    void *buf[3]; /* params, then AdamW m and v (STRICT only): total elements each, in the model's dtype; under ZeRO-1
+                   * a rank other than 0 holds only its shard of m and v (rank 0's shard starts its full buffers) */
     int64_t total, step, opt_step;
     lt__rank_row *rows; /* STRICT only: one per rank of the saving run (the same world size as this one) */
     char path[4096];    /* the file read, for messages */
@@ -490,10 +491,11 @@ static lt_status run_reader(reader *r, staged *out, lt_ckpt_info *info) {
     LT_TRY(attr_i64(r, r->f, "/", "world_size", &world));
     LT_TRY(attr_i64(r, r->f, "/", "zero_stage", &zero));
     LT_TRY(attr_str(r, r->f, "/", "library_version", buf, 64));
-    if (step < 0 || tokens < 0 || world < 1 || world > LT__CKPT_MAX_WORLD || zero != 0)
+    /* zero_stage only says how the saving run held its moments: the file holds them whole at either stage */
+    if (step < 0 || tokens < 0 || world < 1 || world > LT__CKPT_MAX_WORLD || (zero != 0 && zero != 1))
         return lt__err(LT_ERR_FORMAT,
                        "%s: %s has step %lld, tokens_seen %lld, world_size %lld, zero_stage %lld: out of "
-                       "range (zero_stage must be 0)",
+                       "range (zero_stage must be 0 or 1)",
                        fn, file, (long long)step, (long long)tokens, (long long)world, (long long)zero);
     /* Each rank's part of every batch and its dropout stream depend on the world size, so another one cannot
      * continue the run exactly; the parameters alone are the same on every rank and load anywhere. */
@@ -701,17 +703,27 @@ static lt_status share_header(const char *fn, lt_trainer *t, lt_ckpt_mode mode, 
         return lt__err(LT_ERR_STATE, "%s: this rank's model has %lld parameters, rank 0's %lld", fn, (long long)mine,
                        (long long)s->total);
     const size_t bytes = (size_t)(s->total > 0 ? s->total : 1) * lt_dtype_size(t->cfg.dtype);
+    lt_dist_shard sh;
+    LT_TRY(lt_dist_shard_of(t->cfg.dist, s->total, &sh));
+    const size_t shard_bytes = (size_t)(sh.count > 0 ? sh.count : 1) * lt_dtype_size(t->cfg.dtype);
     for (int w = 0; w < (mode == LT_CKPT_STRICT ? 3 : 1); w++)
-        if (!(s->buf[w] = malloc(bytes)))
+        if (!(s->buf[w] = malloc(w > 0 && lt__ckpt_sharded(t) ? shard_bytes : bytes)))
             return lt__err(LT_ERR_OOM, "%s: out of memory staging %lld elements", fn, (long long)s->total);
     if (mode == LT_CKPT_STRICT && !(s->rows = malloc(sizeof *s->rows * (size_t)t->world)))
         return lt__err(LT_ERR_OOM, "%s: out of memory", fn);
     return LT_OK;
 }
 
+/* The parameters to every rank; the moments too, or under ZeRO-1 each rank's shard of them only (a scatter: no rank
+ * but 0 ever holds the full moments). */
 static lt_status share_buffers(lt_trainer *t, lt_ckpt_mode mode, staged *s) {
     const size_t bytes = (size_t)s->total * lt_dtype_size(t->cfg.dtype);
-    for (int w = 0; w < (mode == LT_CKPT_STRICT ? 3 : 1); w++) LT_TRY(lt__ckpt_bcast(t, s->buf[w], bytes));
+    for (int w = 0; w < (mode == LT_CKPT_STRICT ? 3 : 1); w++) {
+        if (w > 0 && lt__ckpt_sharded(t))
+            LT_TRY(lt_dist_scatter_shards(t->cfg.dist, s->buf[w], s->buf[w], s->total, t->cfg.dtype, 0));
+        else
+            LT_TRY(lt__ckpt_bcast(t, s->buf[w], bytes));
+    }
     if (mode == LT_CKPT_STRICT) LT_TRY(lt__ckpt_bcast(t, s->rows, sizeof *s->rows * (size_t)t->world));
     return LT_OK;
 }
@@ -732,8 +744,11 @@ static lt_status commit_rest(lt_trainer *t, lt_ckpt_mode mode, const staged *s) 
     LT_TRY(lt_params_flat(lt_gpt_params(t->model), &flat, NULL));
     LT_TRY(lt_optim_state(t->opt, &m, &v));
     if (mode == LT_CKPT_STRICT) {
-        LT_TRY(copy_into(m, s->buf[1], s->total));
-        LT_TRY(copy_into(v, s->buf[2], s->total));
+        /* the optimizer's range: all of the buffer, or this rank's ZeRO-1 shard, which starts the staged moments */
+        int64_t n;
+        LT_TRY(lt_optim_range(t->opt, NULL, &n));
+        if (n > 0) LT_TRY(copy_into(m, s->buf[1], n));
+        if (n > 0) LT_TRY(copy_into(v, s->buf[2], n));
         LT_TRY(lt_optim_set_steps(t->opt, s->opt_step));
         lt_philox *ph = lt_gpt_rng(t->model);
         ph->seed = s->rows[t->rank].rng[0];
@@ -757,6 +772,7 @@ LT_API lt_status lt_trainer_resume(lt_trainer *t, const char *path_or_dir, lt_ck
         return lt__err(LT_ERR_ARG, "%s: unknown mode %d", fn, (int)mode);
     staged s;
     memset(&s, 0, sizeof s);
+    const double deadline = lt__ckpt_deadline_begin(t); /* the others wait while rank 0 reads */
     /* After each agreement the status is the same on every rank, so every rank takes the same branches. */
     lt_status st = t->rank == 0 ? read_checkpoint(fn, path_or_dir, t, mode, &s, NULL) : LT_OK;
     if ((st = lt__ckpt_agree(t, st)) != LT_OK) goto done;
@@ -774,7 +790,7 @@ LT_API lt_status lt_trainer_resume(lt_trainer *t, const char *path_or_dir, lt_ck
     st = lt__ckpt_agree(t, commit_rest(t, mode, &s));
 done:
     staged_free(&s);
-    return st;
+    return lt__ckpt_deadline_end(t, deadline, st);
 }
 
 LT_API lt_status lt_ckpt_validate(const char *path, const lt_trainer *against, lt_ckpt_info *info) {

@@ -99,7 +99,7 @@ static lt_status write_root(const lt__h5_ctx *c, hid_t f, lt_trainer *t) {
     LT_TRY(attr_i64(c, f, "step", t->steps_done));
     LT_TRY(attr_i64(c, f, "tokens_seen", tokens));
     LT_TRY(attr_i64(c, f, "world_size", t->world));
-    LT_TRY(attr_i64(c, f, "zero_stage", 0));
+    LT_TRY(attr_i64(c, f, "zero_stage", lt__ckpt_sharded(t) ? 1 : 0)); /* the file's layout is the same either way */
     LT_TRY(attr_str(c, f, "library_version", lt_version()));
     return LT_OK;
 }
@@ -189,10 +189,11 @@ done:
     return st;
 }
 
-static lt_status write_file(const lt__h5_ctx *c, const char *path, lt_trainer *t, const lt__rank_row *rows) {
+static lt_status write_file(const lt__h5_ctx *c, const char *path, lt_trainer *t, const lt__rank_row *rows,
+                            void *const *moments) {
     lt_status st = LT_OK;
     lt__flat flat;
-    LT_TRY(lt__flat_host(c->fn, t, &flat));
+    LT_TRY(lt__flat_host(c->fn, t, moments, &flat));
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = H5I_INVALID_HID;
     LT_H5_TRY(fapl, "H5Pcreate");
     /* Readable by HDF5 1.8 and later (h5py builds of older libhdf5 included). */
@@ -331,11 +332,12 @@ static lt_status prepare_dir(const char *fn, lt_trainer *t, const char *dir, sav
     return join(fn, p->dst, sizeof p->dst, dir, p->name);
 }
 
-static lt_status write_synced(const char *fn, lt_trainer *t, const save_paths *p, const lt__rank_row *rows) {
+static lt_status write_synced(const char *fn, lt_trainer *t, const save_paths *p, const lt__rank_row *rows,
+                              void *const *moments) {
     lt__h5_session s;
     lt__h5_enter(&s);
     lt__h5_ctx c = {fn, p->tmp};
-    lt_status st = write_file(&c, p->tmp, t, rows);
+    lt_status st = write_file(&c, p->tmp, t, rows, moments);
     lt__h5_leave(&s);
     if (st == LT_OK) st = fsync_path(fn, p->tmp, false);
     if (st != LT_OK) unlink(p->tmp);
@@ -349,22 +351,39 @@ static lt_status commit(const char *fn, const char *dir, const save_paths *p) {
     return fsync_path(fn, dir, true);
 }
 
+/* ZeRO-1: every rank's shard of m and v into rank 0's full buffers (allocated by it before the first agreement). */
+static lt_status gather_moments(lt_trainer *t, void *const *full) {
+    lt_tensor *m, *v;
+    LT_TRY(lt_optim_state(t->opt, &m, &v));
+    const int64_t n = lt_params_numel(lt_gpt_params(t->model));
+    LT_TRY(lt_dist_gather_shards(t->cfg.dist, lt_tensor_data(m), full[0], n, t->cfg.dtype, 0));
+    return lt_dist_gather_shards(t->cfg.dist, lt_tensor_data(v), full[1], n, t->cfg.dtype, 0);
+}
+
 /* One process, or rank 0 of many: rank 0 alone touches the directory, so it need not be shared for saving. Every
- * rank's row is gathered to rank 0 first; after rank 0 has written and fsynced the temporary file, the ranks agree on
- * success (lt__ckpt_agree: an all-reduce, then the failing rank's message to all), and only then does rank 0 rename
- * it into place and update latest; the commit's own result is agreed again, so every rank returns the same status.
- * ZeRO shards (later) are gathered to rank 0 in the same window and written as the full /optim datasets. */
+ * rank's row is gathered to rank 0 first, and under ZeRO-1 every rank's shard of the moments, into the full m and v
+ * that rank 0 writes as at stage 0 (so a file does not depend on the stage); after rank 0 has written and fsynced the
+ * temporary file, the ranks agree on success (lt__ckpt_agree: an all-reduce, then the failing rank's message to all),
+ * and only then does rank 0 rename it into place and update latest; the commit's own result is agreed again, so every
+ * rank returns the same status. The deadline grows while rank 0 writes (lt__ckpt_deadline_begin). */
 LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last) {
     static const char *fn = "lt_trainer_save";
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, t);
     LT_CHECK_NOT_NULL(fn, dir);
-    const bool root = t->rank == 0;
+    const bool root = t->rank == 0, sharded = lt__ckpt_sharded(t);
+    const double deadline = lt__ckpt_deadline_begin(t);
     lt__rank_row row, *rows = NULL;
+    void *moments[2] = {NULL, NULL}; /* ZeRO-1: the full m and v, at rank 0 */
     save_paths p;
     lt_status st = own_row(t, &row);
     if (st == LT_OK && root && !(rows = malloc(sizeof *rows * (size_t)t->world)))
         st = lt__err(LT_ERR_OOM, "%s: out of memory for %d ranks' rows", fn, t->world);
+    const size_t mbytes = (size_t)lt_params_numel(lt_gpt_params(t->model)) * lt_dtype_size(t->cfg.dtype);
+    for (int k = 0; st == LT_OK && root && sharded && k < 2; k++)
+        if (!(moments[k] = malloc(mbytes > 0 ? mbytes : 1)))
+            st = lt__err(LT_ERR_OOM, "%s: out of memory for the full AdamW moments (%zu bytes each) of ZeRO-1", fn,
+                         mbytes);
     if (st == LT_OK && root) st = prepare_dir(fn, t, dir, &p);
     /* After each agreement the status is the same on every rank, so every rank takes the same branches. */
     if ((st = lt__ckpt_agree(t, st)) != LT_OK) goto done;
@@ -372,7 +391,8 @@ LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last) 
         st = lt_dist_gather(t->cfg.dist, &row, (int64_t)sizeof row, rows, 0);
     else
         rows[0] = row;
-    if (st == LT_OK && root) st = write_synced(fn, t, &p, rows);
+    if (st == LT_OK && sharded) st = gather_moments(t, moments);
+    if (st == LT_OK && root) st = write_synced(fn, t, &p, rows, sharded ? moments : NULL);
     /* The commit point: nothing is renamed unless every rank succeeded. */
     if ((st = lt__ckpt_agree(t, st)) != LT_OK) {
         if (root) unlink(p.tmp);
@@ -385,7 +405,9 @@ LT_API lt_status lt_trainer_save(lt_trainer *t, const char *dir, int keep_last) 
     if ((st = lt__ckpt_agree(t, st)) == LT_OK) t->last_saved = t->steps_done;
 done:
     free(rows);
-    return st;
+    free(moments[0]);
+    free(moments[1]);
+    return lt__ckpt_deadline_end(t, deadline, st);
 }
 
 #else

@@ -29,3 +29,49 @@ LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *n
     if (coef >= 1.0) return LT_OK;
     return lt__backend_of(grads)->scalar(LT_SOP_MUL, grads, coef, grads); /* in place, as the entry allows */
 }
+
+/* The range [offset, offset + numel) of the set's flat gradient buffer as a 1-D view (NULL for an empty range). */
+static lt_status grad_range(const char *fn, lt_params *params, int64_t offset, int64_t numel, lt_tensor **out) {
+    *out = NULL;
+    LT_CHECK_NOT_NULL(fn, params);
+    const int64_t total = lt_params_numel(params);
+    if (offset < 0 || numel < 0 || offset > total || numel > total - offset)
+        return lt__err(LT_ERR_ARG, "%s: range [%lld, +%lld) lies outside the %lld gradients", fn, (long long)offset,
+                       (long long)numel, (long long)total);
+    if (numel == 0) return LT_OK;
+    lt_tensor *grads;
+    LT_TRY(lt_params_flat(params, NULL, &grads));
+    const int64_t stride = 1;
+    return lt__tensor_view_of(grads, &numel, &stride, 1, grads->offset + offset, out);
+}
+
+LT_API lt_status lt_grad_sumsq(lt_params *params, int64_t offset, int64_t numel, double *sumsq) {
+    static const char *fn = "lt_grad_sumsq";
+    if (sumsq) *sumsq = NAN;
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, sumsq);
+    lt_tensor *g;
+    LT_TRY(grad_range(fn, params, offset, numel, &g));
+    if (!g) {
+        *sumsq = 0.0;
+        return LT_OK;
+    }
+    lt_status st = lt__backend_of(g)->sumsq(g, sumsq);
+    lt__drop(g);
+    return st;
+}
+
+LT_API lt_status lt_clip_grad_range(lt_params *params, int64_t offset, int64_t numel, double norm, double max_norm) {
+    static const char *fn = "lt_clip_grad_range";
+    lt__clear_error();
+    if (isnan(max_norm) || norm < 0)
+        return lt__err(LT_ERR_ARG, "%s: max_norm %g must not be NaN, norm %g must not be negative", fn, max_norm, norm);
+    lt_tensor *g;
+    LT_TRY(grad_range(fn, params, offset, numel, &g));
+    /* the same factor, computed the same way, as lt_clip_grad_norm: every part of the buffer gets the whole's clip */
+    const double coef = max_norm / (norm + 1e-6);
+    lt_status st = LT_OK;
+    if (g && max_norm > 0 && !(coef >= 1.0)) st = lt__backend_of(g)->scalar(LT_SOP_MUL, g, coef, g);
+    lt__drop(g);
+    return st;
+}

@@ -20,8 +20,9 @@ struct lt_optim {
     lt_tensor *m, *v;      /* owned, 1-D over the flat buffer: AdamW's moments; SGD's velocity in m (v NULL) */
     lt__segment *segments; /* AdamW: runs of parameters with one weight-decay factor; room for one per parameter */
     int n_segments;
-    int n_params;  /* the set's size when the state was made */
-    int64_t numel; /* the set's element count then */
+    int n_params;                      /* the set's size when the state was made */
+    int64_t numel;                     /* the set's element count then */
+    int64_t range_offset, range_numel; /* the part of the flat buffer updated: all of it, or a ZeRO-1 shard */
     int64_t steps;
 };
 
@@ -46,9 +47,10 @@ static lt_status state_buffer(const char *fn, const lt_tensor *flat, int64_t num
     return st;
 }
 
-/* The parts every optimizer shares: the handle, bound to params as they are now, with n_state zeroed buffers
- * (m, then v). */
-static lt_status optim_new(const char *fn, lt_params *params, optim_kind kind, int n_state, lt_optim **out) {
+/* The parts every optimizer shares: the handle, bound to params as they are now and to the range [offset, offset +
+ * numel) of the flat buffer (numel < 0: all of it), with n_state zeroed buffers of the range's length (m, then v). */
+static lt_status optim_new(const char *fn, lt_params *params, optim_kind kind, int n_state, int64_t offset,
+                           int64_t numel, lt_optim **out) {
     if (lt_params_count(params) == 0) return lt__err(LT_ERR_STATE, "%s: the parameter set is empty", fn);
     lt_tensor *flat;
     LT_TRY(lt_params_flat(params, &flat, NULL));
@@ -58,9 +60,11 @@ static lt_status optim_new(const char *fn, lt_params *params, optim_kind kind, i
     o->params = params;
     o->n_params = lt_params_count(params);
     o->numel = lt_params_numel(params);
+    o->range_offset = numel < 0 ? 0 : offset;
+    o->range_numel = numel < 0 ? o->numel : numel;
     lt_status st = LT_OK;
-    if (n_state > 0) st = state_buffer(fn, flat, o->numel, &o->m);
-    if (st == LT_OK && n_state > 1) st = state_buffer(fn, flat, o->numel, &o->v);
+    if (n_state > 0) st = state_buffer(fn, flat, o->range_numel, &o->m);
+    if (st == LT_OK && n_state > 1) st = state_buffer(fn, flat, o->range_numel, &o->v);
     if (st != LT_OK) {
         lt_optim_free(o);
         return st;
@@ -86,7 +90,7 @@ LT_API lt_status lt_sgd_create(lt_params *params, const lt_sgd_config *config, l
                        config->momentum, config->weight_decay);
     if (config->nesterov && config->momentum == 0) return lt__err(LT_ERR_ARG, "%s: nesterov needs momentum > 0", fn);
     lt_optim *o;
-    LT_TRY(optim_new(fn, params, OPTIM_SGD, config->momentum > 0 ? 1 : 0, &o));
+    LT_TRY(optim_new(fn, params, OPTIM_SGD, config->momentum > 0 ? 1 : 0, 0, -1, &o));
     o->config.sgd = *config;
     o->lr = config->lr;
     *out = o;
@@ -114,12 +118,26 @@ static lt_status adamw_segments(const char *fn, lt_optim *o, const lt_tensor *fl
         else
             o->segments[n++] = (lt__segment){.offset = off, .numel = len, .weight_decay = f};
     }
+    /* A range (ZeRO-1 shard): keep the parts of the runs inside it, relative to its start. A run that crosses an edge
+     * is cut there, so the shard's elements get the same decay factor as in the whole buffer. */
+    const int64_t lo = o->range_offset, hi = o->range_offset + o->range_numel;
+    if (lo != 0 || hi != o->numel) {
+        int k = 0;
+        for (int s = 0; s < n; s++) {
+            const int64_t a = o->segments[s].offset > lo ? o->segments[s].offset : lo;
+            const int64_t end = o->segments[s].offset + o->segments[s].numel, b = end < hi ? end : hi;
+            if (a < b)
+                o->segments[k++] =
+                    (lt__segment){.offset = a - lo, .numel = b - a, .weight_decay = o->segments[s].weight_decay};
+        }
+        n = k;
+    }
     o->n_segments = n;
     return LT_OK;
 }
 
-LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *config, lt_optim **out) {
-    static const char *fn = "lt_adamw_create";
+static lt_status adamw_create(const char *fn, lt_params *params, const lt_adamw_config *config, int64_t offset,
+                              int64_t numel, lt_optim **out) {
     LT_CHECK_NOT_NULL(fn, out);
     *out = NULL;
     lt__clear_error();
@@ -135,8 +153,11 @@ LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *confi
     if (!(c->eps > 0) || !isfinite(c->eps)) return lt__err(LT_ERR_ARG, "%s: eps %g must be finite and > 0", fn, c->eps);
     if (!finite_nonneg(c->weight_decay))
         return lt__err(LT_ERR_ARG, "%s: weight_decay %g must be finite and >= 0", fn, c->weight_decay);
+    if (numel >= 0 && (offset < 0 || offset > lt_params_numel(params) || numel > lt_params_numel(params) - offset))
+        return lt__err(LT_ERR_ARG, "%s: range [%lld, +%lld) lies outside the %lld parameters", fn, (long long)offset,
+                       (long long)numel, (long long)lt_params_numel(params));
     lt_optim *o;
-    LT_TRY(optim_new(fn, params, OPTIM_ADAMW, 2, &o));
+    LT_TRY(optim_new(fn, params, OPTIM_ADAMW, 2, offset, numel, &o));
     o->config.adamw = *c;
     o->lr = c->lr;
     o->segments = malloc(sizeof *o->segments * (size_t)o->n_params);
@@ -149,6 +170,53 @@ LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *confi
     }
     *out = o;
     return LT_OK;
+}
+
+LT_API lt_status lt_adamw_create(lt_params *params, const lt_adamw_config *config, lt_optim **out) {
+    return adamw_create("lt_adamw_create", params, config, 0, -1, out);
+}
+
+LT_API lt_status lt_adamw_create_range(lt_params *params, const lt_adamw_config *config, int64_t offset, int64_t numel,
+                                       lt_optim **out) {
+    static const char *fn = "lt_adamw_create_range";
+    if (out) *out = NULL;
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, params);
+    if (numel < 0) return lt__err(LT_ERR_ARG, "%s: numel is %lld, must be >= 0", fn, (long long)numel);
+    return adamw_create(fn, params, config, offset, numel, out);
+}
+
+LT_API lt_status lt_optim_range(const lt_optim *opt, int64_t *offset, int64_t *numel) {
+    static const char *fn = "lt_optim_range";
+    if (offset) *offset = 0;
+    if (numel) *numel = 0;
+    lt__clear_error();
+    LT_CHECK_NOT_NULL(fn, opt);
+    if (offset) *offset = opt->range_offset;
+    if (numel) *numel = opt->range_numel;
+    return LT_OK;
+}
+
+/* The range [offset, offset + numel) of a flat buffer as a 1-D view, for the caller to lt__drop. */
+static lt_status range_view(const lt_tensor *flat, int64_t offset, int64_t numel, lt_tensor **out) {
+    const int64_t stride = 1;
+    return lt__tensor_view_of(flat, &numel, &stride, 1, flat->offset + offset, out);
+}
+
+/* AdamW over a range: the same kernel over views of the range's parameters and gradients, whose offsets the segments
+ * (already relative to the range) index from 0 as the moments do. */
+static lt_status adamw_range_step(const lt__backend *be, lt_optim *opt, lt_tensor *flat, lt_tensor *gflat) {
+    const lt_adamw_config *c = &opt->config.adamw;
+    if (opt->range_numel == 0) return LT_OK;
+    lt_tensor *pv = NULL, *gv = NULL;
+    lt_status st = range_view(flat, opt->range_offset, opt->range_numel, &pv);
+    if (st == LT_OK) st = range_view(gflat, opt->range_offset, opt->range_numel, &gv);
+    if (st == LT_OK)
+        st = be->adamw_step(pv, gv, opt->m, opt->v, opt->segments, opt->n_segments, opt->lr, c->beta1, c->beta2, c->eps,
+                            opt->steps + 1);
+    lt__drop(gv);
+    lt__drop(pv);
+    return st;
 }
 
 LT_API lt_status lt_optim_step(lt_optim *opt) {
@@ -174,6 +242,10 @@ LT_API lt_status lt_optim_step(lt_optim *opt) {
     case OPTIM_ADAMW: {
         const lt_adamw_config *c = &opt->config.adamw;
         LT_TRY(adamw_segments(fn, opt, flat));
+        if (opt->range_offset != 0 || opt->range_numel != opt->numel) {
+            LT_TRY(adamw_range_step(be, opt, flat, gflat));
+            break;
+        }
         LT_TRY(be->adamw_step(flat, gflat, opt->m, opt->v, opt->segments, opt->n_segments, opt->lr, c->beta1, c->beta2,
                               c->eps, opt->steps + 1));
         break;

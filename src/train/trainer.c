@@ -137,10 +137,16 @@ static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
     lt_train_config *c = &t->cfg;
     t->rank = lt_dist_rank(c->dist);
     t->world = lt_dist_world(c->dist);
+    if (c->zero_stage != 0 && c->zero_stage != 1)
+        return lt__err(LT_ERR_ARG, "%s: zero_stage is %d: 0 (no sharding) or 1 (AdamW's state sharded) expected", fn,
+                       c->zero_stage);
+    if (t->world == 1) c->zero_stage = 0; /* nothing to shard over */
     if (t->world == 1) return LT_OK;
-    if (c->device.type != LT_CPU)
-        return lt__err(LT_ERR_UNSUPPORTED,
-                       "%s: data parallelism on a GPU needs NCCL, which is not built yet; use the CPU", fn);
+    /* GPUs: one per rank, with the NCCL communicator on it (dist.h: LT_ERR_UNSUPPORTED in a build without NCCL, and
+     * every rank fails alike); device index -1 picks cuda:(local rank). ZeRO-1's shard collectives are MPI's only. */
+    if (c->device.type != LT_CPU && c->zero_stage == 1)
+        return lt__err(LT_ERR_UNSUPPORTED, "%s: ZeRO-1 on GPUs is not built (use zero_stage 0 there)", fn);
+    if (c->device.type != LT_CPU) LT_TRY(lt_dist_init_nccl(c->dist, &c->device));
     LT_TRY(lt_dist_broadcast(c->dist, &c->seed, sizeof c->seed, 0));
     if (t->rank != 0) {
         c->progress = LT_PROGRESS_NONE;
@@ -153,8 +159,10 @@ static lt_status lt__dist_prepare(const char *fn, lt_trainer *t) {
  * follows, so that one rank's bad file fails every rank instead of leaving them waiting in a broadcast. */
 static lt_status lt__dist_agree(const char *fn, lt_trainer *t, lt_status st) {
     double first_failed = st == LT_OK ? (double)t->world : (double)t->rank;
+    char msg[1024]; /* the all-reduce clears this thread's message: keep this rank's own */
+    snprintf(msg, sizeof msg, "%s", lt_last_error());
     lt_status rs = lt_dist_allreduce_scalar(t->cfg.dist, &first_failed, LT_DIST_MIN);
-    if (st != LT_OK) return st;
+    if (st != LT_OK) return lt__err(st, "%s", msg);
     if (rs != LT_OK) return rs;
     if (first_failed < (double)t->world)
         return lt__err(LT_ERR_STATE, "%s: rank %d failed to create its trainer (its message is on its stderr)", fn,
@@ -201,7 +209,12 @@ LT_API lt_status lt_trainer_create(const lt_train_config *config, lt_trainer **o
                              .beta2 = c->beta2,
                              .eps = c->eps,
                              .weight_decay = c->weight_decay};
-        st = lt_adamw_create(lt_gpt_params(t->model), &a, &t->opt);
+        lt_params *p = lt_gpt_params(t->model);
+        lt_dist_shard sh; /* ZeRO-1: the moments of this rank's shard only */
+        if (c->zero_stage == 1 && (st = lt_dist_shard_of(c->dist, lt_params_numel(p), &sh)) == LT_OK)
+            st = lt_adamw_create_range(p, &a, sh.offset, sh.count, &t->opt);
+        else if (st == LT_OK)
+            st = lt_adamw_create(p, &a, &t->opt);
     }
     if (t->world > 1) st = lt__dist_agree_created(fn, t, st);
     bool resumed = false;
@@ -234,6 +247,7 @@ LT_API void lt_trainer_free(lt_trainer *t) {
 }
 
 LT_API lt_gpt *lt_trainer_model(lt_trainer *t) { return t ? t->model : NULL; }
+LT_API lt_optim *lt_trainer_optimizer(lt_trainer *t) { return t ? t->opt : NULL; }
 LT_API int64_t lt_trainer_steps_done(const lt_trainer *t) { return t ? t->steps_done : 0; }
 
 /* Forward and backward of one micro-batch; adds its loss to *loss_sum. */
@@ -270,12 +284,18 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
     LT_TRY(lt_optim_set_lr(t->opt, lr));
     LT_TRY(lt_params_zero_grad(p));
     for (int64_t k = 0; k < c->grad_accum; k++) LT_TRY(lt__micro_step(t, &loss_sum));
-    if (t->world > 1) { /* once per step: the micro-batches only accumulate locally */
-        LT_TRY(lt_dist_allreduce_grads(c->dist, p, c->bucket_bytes, false));
+    /* Data parallelism synchronises once per step: the micro-batches only accumulate locally. */
+    if (c->zero_stage == 1) { /* reduce-scatter, clip on the global norm, AdamW on this rank's shard, all-gather */
+        LT_TRY(lt_dist_zero_step(c->dist, p, t->opt, c->bucket_bytes, false, c->grad_clip, &norm));
         LT_TRY(lt_dist_allreduce_scalar(c->dist, &loss_sum, LT_DIST_MEAN));
+    } else {
+        if (t->world > 1) {
+            LT_TRY(lt_dist_allreduce_grads(c->dist, p, c->bucket_bytes, false));
+            LT_TRY(lt_dist_allreduce_scalar(c->dist, &loss_sum, LT_DIST_MEAN));
+        }
+        LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));
+        LT_TRY(lt_optim_step(t->opt));
     }
-    LT_TRY(lt_clip_grad_norm(p, c->grad_clip, &norm));
-    LT_TRY(lt_optim_step(t->opt));
     /* On a GPU, ops return before their kernels end: wait for the step's queued work (AdamW above all), so that the
      * step's time and tokens/s are what the device took, and a failure of that work is this step's. */
     if (c->device.type != LT_CPU) LT_TRY(lt_device_synchronize(c->device));
