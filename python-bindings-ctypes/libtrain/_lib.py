@@ -77,7 +77,9 @@ class lt_train_config(Structure):
                 # data parallelism (dist.h), appended to the C struct; lt_train_config_init writes them too
                 ("dist", c_void_p), ("bucket_bytes", c_int64),
                 # mixed precision (docs/mixed-precision.md), appended to the C struct
-                ("mixed_precision", c_bool)]
+                ("mixed_precision", c_bool),
+                # ZeRO stage (dist.h), appended to the C struct
+                ("zero_stage", c_int)]
 
 
 class lt_ckpt_info(Structure):
@@ -264,6 +266,24 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
 DELIBERATELY_UNBOUND: Dict[str, str] = {
     "lt_scope_begin": "scopes are C autorelease pools; Python owns every tensor by refcount, outside any scope",
     "lt_scope_end": "see lt_scope_begin",
+    # ZeRO-1 (dist.h, optim.h): the Trainer runs it from lt_train_config.zero_stage; its parts are not bound one by one
+    "lt_adamw_create_range": "ZeRO-1's shard optimizer, made by the Trainer (zero_stage 1)",
+    "lt_optim_range": "the range of a ZeRO-1 shard optimizer, which Python never holds",
+    "lt_grad_sumsq": "ZeRO-1's clipping in parts, inside lt_dist_zero_step",
+    "lt_clip_grad_range": "ZeRO-1's clipping in parts, inside lt_dist_zero_step",
+    "lt_dist_shard_of": "ZeRO-1's partition, used by the Trainer and its checkpoints",
+    "lt_dist_reduce_scatter_grads": "ZeRO-1's collective, run by lt_dist_zero_step inside the Trainer",
+    "lt_dist_allgather_params": "ZeRO-1's collective, run by lt_dist_zero_step inside the Trainer",
+    "lt_dist_gather_shards": "ZeRO-1's checkpoint collective, inside the Trainer's save",
+    "lt_dist_scatter_shards": "ZeRO-1's checkpoint collective, inside the Trainer's resume",
+    "lt_dist_zero_step": "ZeRO-1's step, run by the Trainer (zero_stage 1)",
+    "lt_trainer_optimizer": "the Trainer does not expose its optimizer to Python",
+    # The deadline (dist.h): LIBTRAIN_DIST_TIMEOUT sets it for a Dist; setters not bound yet
+    "lt_dist_set_timeout": "the deadline comes from LIBTRAIN_DIST_TIMEOUT (read by lt_dist_init_mpi) for now",
+    "lt_dist_timeout": "see lt_dist_set_timeout",
+    "lt_dist_aborts_on_timeout": "see lt_dist_set_timeout",
+    # NCCL (dist.h): the Trainer calls it for a GPU device with more than one rank
+    "lt_dist_init_nccl": "called by the Trainer (lt_trainer_create) for a GPU device with more than one rank",
 }
 
 # ---- Loading ----
