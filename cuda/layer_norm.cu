@@ -6,18 +6,13 @@
  * - gw and gb (column sums over the M rows) take two kernels and no atomics: blocks of 32 columns x 8 row slices
  *   sum a chunk of rows into per-chunk partials (double, in scratch memory), then one thread per column adds the
  *   chunks in order. The chunking depends only on M, so the bits are the same on every run and every GPU. */
-#include "common.cuh"
+#include "rowwise.cuh"
 
 #include <initializer_list>
 
 namespace lt_cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-/* Rows up to this many columns get a warp each; longer rows get a block of BlockPerRow::kThreads. */
-constexpr int64_t kWarpRowMax = 1024;
-/* Grid-stride loops over rows start at most this many blocks. */
-constexpr int64_t kMaxRowBlocks = 65535;
 /* The column-sum kernel's block: 32 adjacent columns by kSlices interleaved rows. */
 constexpr int kSlices = 8;
 /* gw/gb partials: chunks of at least kMinChunkRows rows, and at most about kMaxChunks chunks. */
@@ -29,57 +24,10 @@ struct Pair {
 };
 __device__ inline Pair operator+(Pair x, Pair y) { return Pair{x.a + y.a, x.b + y.b}; }
 
-struct Add {
-    template <class V> __device__ V operator()(V a, V b) const { return a + b; }
-};
-
-__device__ inline double shfl_xor(double v, int lane_mask) { return __shfl_xor_sync(kFullMask, v, lane_mask); }
+/* Pair is in this namespace, so warp_reduce (cuda/rowwise.cuh) finds this overload by argument-dependent lookup. */
 __device__ inline Pair shfl_xor(Pair v, int lane_mask) {
     return Pair{shfl_xor(v.a, lane_mask), shfl_xor(v.b, lane_mask)};
 }
-
-/* Butterfly over the 32 lanes; op is commutative, so every lane ends with the same bits. */
-template <class V, class Op> __device__ inline V warp_reduce(V v, Op op) {
-    for (int o = 16; o > 0; o >>= 1) v = op(v, shfl_xor(v, o));
-    return v;
-}
-
-/* Every thread of the block gets op over all threads: warps reduce, lane 0 of each parks its value in smem (32
- * slots), and every thread folds the slots in warp order. The second barrier lets smem be reused right away. */
-template <class V, class Op> __device__ inline V block_reduce(V v, Op op, V *smem) {
-    v = warp_reduce(v, op);
-    if ((threadIdx.x & 31) == 0) smem[threadIdx.x >> 5] = v;
-    __syncthreads();
-    V r = smem[0];
-    for (unsigned k = 1; k < (blockDim.x >> 5); k++) r = op(r, smem[k]);
-    __syncthreads();
-    return r;
-}
-
-/* How a row kernel spreads rows over threads: the group (a warp, or the whole block) that owns a row, its rank and
- * size in that group, and a reduction over the group. */
-struct WarpPerRow {
-    static constexpr int kThreads = 128, kRowsPerBlock = kThreads / 32;
-    static unsigned grid(int64_t rows) {
-        int64_t b = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-        return (unsigned)(b < kMaxRowBlocks ? b : kMaxRowBlocks);
-    }
-    __device__ static int64_t first_row() { return (int64_t)blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5); }
-    __device__ static int64_t row_step() { return (int64_t)gridDim.x * kRowsPerBlock; }
-    __device__ static int rank() { return (int)(threadIdx.x & 31); }
-    __device__ static int size() { return 32; }
-    template <class V, class Op> __device__ static V reduce(V v, Op op, V *) { return warp_reduce(v, op); }
-};
-
-struct BlockPerRow {
-    static constexpr int kThreads = 512;
-    static unsigned grid(int64_t rows) { return (unsigned)(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
-    __device__ static int64_t first_row() { return blockIdx.x; }
-    __device__ static int64_t row_step() { return gridDim.x; }
-    __device__ static int rank() { return (int)threadIdx.x; }
-    __device__ static int size() { return (int)blockDim.x; }
-    template <class V, class Op> __device__ static V reduce(V v, Op op, V *smem) { return block_reduce(v, op, smem); }
-};
 
 /* y = (x - mean) * rstd * w + b per row, and the row's mean and rstd; w and b may be null. */
 template <class T, class G>
