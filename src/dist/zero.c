@@ -240,34 +240,36 @@ static lt_status lt__shards_args(const char *fn, lt_dist *d, const void *shard, 
     return LT_OK;
 }
 
-LT_API lt_status lt_dist_gather_shards(lt_dist *d, const void *shard, void *full, int64_t numel, lt_dtype dtype,
-                                       int root) {
-    static const char *fn = "lt_dist_gather_shards";
+/* Gather (shard -> full at the root) or scatter (full at the root -> shard), after the checks; one rank copies
+ * between its two buffers. */
+static lt_status lt__shards_move(const char *fn, lt_dist *d, lt__round_op op, void *full, void *shard, int64_t numel,
+                                 lt_dtype dtype, int root) {
     lt__clear_error();
-    size_t esz;
-    MPI_Datatype type;
+    size_t esz = 0; /* set by lt__shards_args (initialized for GCC's -Wmaybe-uninitialized) */
+    MPI_Datatype type = MPI_DATATYPE_NULL;
     LT_TRY(lt__shards_args(fn, d, shard, full, numel, dtype, root, &esz, &type));
     if (numel == 0) return LT_OK;
     if (d->world == 1) {
-        if (full != shard) memmove(full, shard, (size_t)numel * esz);
+        if (full != shard) {
+            if (op == LT__GATHER)
+                memmove(full, shard, (size_t)numel * esz);
+            else
+                memmove(shard, full, (size_t)numel * esz);
+        }
         return LT_OK;
     }
-    return lt__run_rounds(fn, d, LT__GATHER, full, (char *)(uintptr_t)shard, numel, esz, type, 0, root, false);
+    return lt__run_rounds(fn, d, op, full, shard, numel, esz, type, 0, root, false);
+}
+
+LT_API lt_status lt_dist_gather_shards(lt_dist *d, const void *shard, void *full, int64_t numel, lt_dtype dtype,
+                                       int root) {
+    return lt__shards_move("lt_dist_gather_shards", d, LT__GATHER, full, (void *)(uintptr_t)shard, numel, dtype, root);
 }
 
 LT_API lt_status lt_dist_scatter_shards(lt_dist *d, const void *full, void *shard, int64_t numel, lt_dtype dtype,
                                         int root) {
-    static const char *fn = "lt_dist_scatter_shards";
-    lt__clear_error();
-    size_t esz;
-    MPI_Datatype type;
-    LT_TRY(lt__shards_args(fn, d, shard, full, numel, dtype, root, &esz, &type));
-    if (numel == 0) return LT_OK;
-    if (d->world == 1) {
-        if (full != shard) memmove(shard, full, (size_t)numel * esz);
-        return LT_OK;
-    }
-    return lt__run_rounds(fn, d, LT__SCATTER, (char *)(uintptr_t)full, shard, numel, esz, type, 0, root, false);
+    return lt__shards_move("lt_dist_scatter_shards", d, LT__SCATTER, (void *)(uintptr_t)full, shard, numel, dtype,
+                           root);
 }
 
 #else /* no MPI in this build */

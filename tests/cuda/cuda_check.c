@@ -49,6 +49,16 @@ bool tc_same(const char *what, const lt_tensor *got, const lt_tensor *ref, doubl
     return ok;
 }
 
+/* Compares one input's gradient from the device (got) with the CPU's (ref): both absent passes, one absent fails. */
+static bool tc_same_grad(const char *name, const lt_tensor *got, const lt_tensor *ref, double atol, double rtol) {
+    if (!got && !ref) return true;
+    if (!got || !ref) {
+        fprintf(stderr, "%s: only one device produced it\n", name);
+        return false;
+    }
+    return tc_same(name, got, ref, atol, rtol);
+}
+
 /* Runs op on inputs; on success, when backward, backpropagates sum(out * r). */
 static lt_status tc_run(tc_op op, void *ctx, lt_tensor **inputs, bool backward, const lt_tensor *r_cpu,
                         lt_tensor **out) {
@@ -107,14 +117,122 @@ bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_input
         for (int i = 0; ok && backward && i < n; i++) {
             lt_tensor *ga = NULL, *gb = NULL;
             if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(b[i], &gb) != LT_OK) abort();
-            if (!ga && !gb) continue;
             snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
-            if (!ga || !gb) {
-                fprintf(stderr, "%s: only one device produced it\n", name);
-                ok = false;
-            } else {
-                ok = tc_same(name, gb, ga, atol, rtol);
+            ok = tc_same_grad(name, gb, ga, atol, rtol);
+        }
+    }
+    lt_scope_end();
+    return ok;
+}
+
+bool tc_cross_check_grad(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
+                         bool backward, int device_runs) {
+    lt_scope_begin();
+    lt_tensor *a[16], *b[16], *ya = NULL, *yb = NULL;
+    char name[256];
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        a[i] = tc_leaf_on(cpu_inputs[i], LT_DEVICE_CPU, backward);
+        b[i] = tc_leaf_on(cpu_inputs[i], tc_cuda, backward);
+    }
+    if (op(ctx, a, &ya) != LT_OK) {
+        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else if (op(ctx, b, &yb) != LT_OK) {
+        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else if (lt_tensor_device(yb).type != LT_CUDA) {
+        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
+        ok = false;
+    } else {
+        snprintf(name, sizeof name, "%s (output)", what);
+        ok = tc_same(name, yb, ya, atol, rtol);
+    }
+    if (ok && backward) {
+        int64_t shape[LT_MAX_DIMS];
+        lt_tensor_shape(ya, shape);
+        lt_tensor *r = tt_rand(shape, lt_tensor_ndim(ya), lt_tensor_dtype(ya), -1, 1);
+        lt_tensor *rb = tc_leaf_on(r, tc_cuda, false);
+        if (lt_backward_grad(ya, r) != LT_OK) {
+            fprintf(stderr, "%s: cpu backward failed: %s\n", what, lt_last_error());
+            ok = false;
+        }
+        for (int run = 0; ok && run < device_runs; run++) {
+            lt_tensor *yr = yb, **br = b, *again[16];
+            if (run > 0) { /* fresh device leaves, the whole pass again */
+                for (int i = 0; i < n; i++) again[i] = tc_leaf_on(cpu_inputs[i], tc_cuda, true);
+                br = again;
+                if (op(ctx, br, &yr) != LT_OK) {
+                    fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
+                    ok = false;
+                    break;
+                }
             }
+            if (lt_backward_grad(yr, rb) != LT_OK) {
+                fprintf(stderr, "%s: cuda backward failed: %s\n", what, lt_last_error());
+                ok = false;
+                break;
+            }
+            for (int i = 0; ok && i < n; i++) {
+                lt_tensor *ga = NULL, *gb = NULL;
+                if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(br[i], &gb) != LT_OK) abort();
+                snprintf(name, sizeof name, "%s (grad of input %d%s)", what, i, run ? ", second run" : "");
+                ok = tc_same_grad(name, gb, ga, atol, rtol);
+            }
+        }
+    }
+    lt_scope_end();
+    return ok;
+}
+
+lt_status tc_run_grad(tc_op op, void *ctx, lt_tensor **inputs, int n, const lt_tensor *r, lt_device device,
+                      lt_tensor **y, lt_tensor **grads) {
+    lt_tensor *d[16], *rd = NULL;
+    lt_status st = LT_OK;
+    lt_no_grad_begin();
+    for (int i = 0; i < n && st == LT_OK; i++) st = lt_tensor_to(inputs[i], lt_tensor_dtype(inputs[i]), device, &d[i]);
+    if (st == LT_OK && r) st = lt_tensor_to(r, lt_tensor_dtype(inputs[0]), device, &rd);
+    lt_no_grad_end();
+    for (int i = 0; i < n && st == LT_OK && r; i++) {
+        lt_dtype dt = lt_tensor_dtype(inputs[i]);
+        if (dt == LT_F32 || dt == LT_F64) st = lt_tensor_set_requires_grad(d[i], true);
+    }
+    if (st == LT_OK) st = op(ctx, d, y);
+    if (st == LT_OK && r) st = lt_backward_grad(*y, rd);
+    for (int i = 0; i < n && st == LT_OK && r; i++) st = lt_tensor_grad(d[i], &grads[i]);
+    return st;
+}
+
+bool tc_check_grad(const char *what, tc_op op, void *ctx, lt_tensor **inputs, int n, bool backward, bool unit,
+                   double atol, double rtol) {
+    bool ok = true;
+    lt_scope_begin();
+    lt_tensor *yc, *yg, *gc[16] = {0}, *gg[16] = {0}, *r = NULL;
+    if (backward) { /* r's shape is the output's: a CPU forward without grad first */
+        lt_tensor *probe;
+        int64_t shape[LT_MAX_DIMS];
+        if (tc_run_grad(op, ctx, inputs, n, NULL, LT_DEVICE_CPU, &probe, NULL) != LT_OK) {
+            fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
+            lt_scope_end();
+            return false;
+        }
+        lt_tensor_shape(probe, shape);
+        r = unit ? NULL : tt_rand(shape, lt_tensor_ndim(probe), LT_F64, -1, 1);
+        if (unit && lt_tensor_ones(shape, lt_tensor_ndim(probe), LT_F64, LT_DEVICE_CPU, &r) != LT_OK) abort();
+    }
+    if (tc_run_grad(op, ctx, inputs, n, r, LT_DEVICE_CPU, &yc, gc) != LT_OK) {
+        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else if (tc_run_grad(op, ctx, inputs, n, r, tc_cuda, &yg, gg) != LT_OK) {
+        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
+        ok = false;
+    } else {
+        char name[256];
+        snprintf(name, sizeof name, "%s (output)", what);
+        ok &= lt_tensor_device(yg).type == LT_CUDA && tc_same(name, yg, yc, atol, rtol);
+        for (int i = 0; i < n && ok && backward; i++) {
+            snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
+            ok = tc_same_grad(name, gg[i], gc[i], atol, rtol);
         }
     }
     lt_scope_end();

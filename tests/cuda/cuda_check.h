@@ -34,4 +34,25 @@ bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_input
 /* Compares a tensor on any device against a reference tensor on any device, value by value. */
 bool tc_same(const char *what, const lt_tensor *got, const lt_tensor *ref, double atol, double rtol);
 
+/* tc_cross_check's comparison with the upstream gradient r (random, of the output's dtype) fed straight to
+ * lt_backward_grad instead of through sum(out * r): the same gradients, with no op outside the family under test
+ * (no mul, no sum). With `backward` every float input becomes a leaf that requires grad, and the device side runs
+ * the backward `device_runs` times (each run after the first on fresh leaves, the whole pass again): every run must
+ * match the CPU, so a device backward must repeat exactly. */
+bool tc_cross_check_grad(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
+                         bool backward, int device_runs);
+
+/* Leaf copies of the inputs on `device` (f32 and f64 ones require grad when r is set), *y = op(...), and, when r is
+ * not NULL, the backward of upstream gradient r (converted to inputs[0]'s dtype) through lt_backward_grad, so that
+ * only the family's entries and copies run on the device. grads[i] is input i's gradient (NULL for an integer
+ * input, or one the output does not depend on). Tensors are registered in the current scope. */
+lt_status tc_run_grad(tc_op op, void *ctx, lt_tensor **inputs, int n, const lt_tensor *r, lt_device device,
+                      lt_tensor **y, lt_tensor **grads);
+
+/* op through tc_run_grad on the CPU and on cuda:0, comparing the outputs and, with `backward`, the gradient of every
+ * input that has one, for one f64 upstream gradient of the output's shape: random in [-1, 1), or exactly 1 when
+ * `unit` (lt_backward(loss) for a scalar loss). */
+bool tc_check_grad(const char *what, tc_op op, void *ctx, lt_tensor **inputs, int n, bool backward, bool unit,
+                   double atol, double rtol);
+
 #endif

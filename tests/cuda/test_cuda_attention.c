@@ -25,17 +25,9 @@ static lt_tensor *make_qkv(int64_t B, int64_t len, int64_t C, lt_dtype dt, doubl
 
 /* y = attention(qkv) on `device` from a leaf copy of qkv, back-propagated with upstream gradient r through
  * lt_backward_grad (so only the attention entries and copies run on the device); returns y and the gradient. */
-static lt_status run_once(const lt_tensor *qkv, int n_head, const lt_tensor *r, lt_device device, lt_tensor **y,
+static lt_status run_once(lt_tensor *qkv, int n_head, const lt_tensor *r, lt_device device, lt_tensor **y,
                           lt_tensor **grad) {
-    lt_tensor *x = NULL, *rd = NULL;
-    lt_no_grad_begin();
-    lt_status st = lt_tensor_to(qkv, lt_tensor_dtype(qkv), device, &x);
-    if (st == LT_OK) st = lt_tensor_to(r, lt_tensor_dtype(qkv), device, &rd);
-    lt_no_grad_end();
-    if (st == LT_OK) st = lt_tensor_set_requires_grad(x, true);
-    if (st == LT_OK) st = lt_attention(x, n_head, y);
-    if (st == LT_OK) st = lt_backward_grad(*y, rd);
-    if (st == LT_OK) st = lt_tensor_grad(x, grad);
+    lt_status st = tc_run_grad(attention_op, &n_head, &qkv, 1, r, device, y, grad);
     if (st == LT_OK && !*grad) st = LT_ERR_INTERNAL;
     return st;
 }
@@ -49,21 +41,7 @@ static bool check_case(int64_t B, int64_t len, int H, int64_t D, lt_dtype dt, do
     lt_scope_begin();
     lt_tensor *qkv = make_qkv(B, len, H * D, dt, range);
     ok &= tc_cross_check(what, attention_op, &H, &qkv, 1, atol_of(dt), rtol_of(dt), false);
-    int64_t yshape[3] = {B, len, H * D};
-    lt_tensor *r = tt_rand(yshape, 3, LT_F64, -1, 1), *yc, *gc, *yg, *gg;
-    if (run_once(qkv, H, r, LT_DEVICE_CPU, &yc, &gc) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (run_once(qkv, H, r, tc_cuda, &yg, &gg) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else {
-        char name[200];
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok &= tc_same(name, yg, yc, atol_of(dt), rtol_of(dt));
-        snprintf(name, sizeof name, "%s (grad)", what);
-        ok &= tc_same(name, gg, gc, atol_of(dt), rtol_of(dt));
-    }
+    ok &= tc_check_grad(what, attention_op, &H, &qkv, 1, true, false, atol_of(dt), rtol_of(dt));
     lt_scope_end();
     return ok;
 }

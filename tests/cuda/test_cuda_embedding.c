@@ -5,91 +5,6 @@
  * bit for bit, and repeated runs on the device must too. */
 #include "cuda_check.h"
 
-/* ---- cross-check through lt_backward_grad ---- */
-
-static bool is_float(lt_dtype d) { return d == LT_F32 || d == LT_F64 || d == LT_BF16 || d == LT_F16; }
-
-static lt_tensor *leaf_on(const lt_tensor *t, lt_device device, bool grad) {
-    lt_tensor *c = NULL;
-    lt_no_grad_begin();
-    lt_status st = lt_tensor_to(t, lt_tensor_dtype(t), device, &c);
-    lt_no_grad_end();
-    if (st != LT_OK || (grad && is_float(lt_tensor_dtype(t)) && lt_tensor_set_requires_grad(c, true) != LT_OK)) {
-        fprintf(stderr, "leaf_on: %s\n", lt_last_error());
-        abort();
-    }
-    return c;
-}
-
-/* tc_cross_check's comparison with the upstream gradient r fed straight to lt_backward_grad instead of through
- * sum(out * r): the same gradients, with no op outside the family under test (no mul, no sum). With `backward`
- * every float input becomes a leaf that requires grad. The device backward runs twice: it must repeat exactly. */
-static bool xcheck(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
-                   bool backward) {
-    lt_scope_begin();
-    lt_tensor *a[8], *b[8], *ya = NULL, *yb = NULL;
-    char name[256];
-    bool ok = true;
-    for (int i = 0; i < n; i++) {
-        a[i] = leaf_on(cpu_inputs[i], LT_DEVICE_CPU, backward);
-        b[i] = leaf_on(cpu_inputs[i], tc_cuda, backward);
-    }
-    if (op(ctx, a, &ya) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (op(ctx, b, &yb) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (lt_tensor_device(yb).type != LT_CUDA) {
-        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
-        ok = false;
-    } else {
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok = tc_same(name, yb, ya, atol, rtol);
-    }
-    if (ok && backward) {
-        int64_t shape[LT_MAX_DIMS];
-        lt_tensor_shape(ya, shape);
-        lt_tensor *r = tt_rand(shape, lt_tensor_ndim(ya), lt_tensor_dtype(ya), -1, 1);
-        lt_tensor *rb = leaf_on(r, tc_cuda, false);
-        if (lt_backward_grad(ya, r) != LT_OK) {
-            fprintf(stderr, "%s: cpu backward failed: %s\n", what, lt_last_error());
-            ok = false;
-        }
-        for (int round = 0; ok && round < 2; round++) {
-            lt_tensor *yr = yb, **br = b, *again[8];
-            if (round == 1) { /* fresh device leaves, the whole pass again */
-                for (int i = 0; i < n; i++) again[i] = leaf_on(cpu_inputs[i], tc_cuda, true);
-                br = again;
-                if (op(ctx, br, &yr) != LT_OK) {
-                    fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-                    ok = false;
-                    break;
-                }
-            }
-            if (lt_backward_grad(yr, rb) != LT_OK) {
-                fprintf(stderr, "%s: cuda backward failed: %s\n", what, lt_last_error());
-                ok = false;
-                break;
-            }
-            for (int i = 0; ok && i < n; i++) {
-                lt_tensor *ga = NULL, *gb = NULL;
-                if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(br[i], &gb) != LT_OK) abort();
-                if (!ga && !gb) continue;
-                snprintf(name, sizeof name, "%s (grad of input %d%s)", what, i, round ? ", second run" : "");
-                if (!ga || !gb) {
-                    fprintf(stderr, "%s: only one device produced it\n", name);
-                    ok = false;
-                } else {
-                    ok = tc_same(name, gb, ga, atol, rtol);
-                }
-            }
-        }
-    }
-    lt_scope_end();
-    return ok;
-}
-
 /* ---- embedding ---- */
 
 typedef struct emb_case {
@@ -127,7 +42,7 @@ static bool run_embedding(int64_t v, int64_t c, int64_t m0, int64_t m1, const em
                      (long long)v, (long long)c, ec->wt ? " (transposed)" : "", lt_dtype_name(id), (long long)m0,
                      m1 > 0 ? ", " : "", m1 > 0 ? (long long)m1 : 0LL, ec->it ? " (transposed)" : "",
                      fixed_row >= 0 ? " all one row" : "");
-            ok = xcheck(what, embedding_op, (void *)ec, in, 2, 0, 0, true) && ok;
+            ok = tc_cross_check_grad(what, embedding_op, (void *)ec, in, 2, 0, 0, true, 2) && ok;
         }
     return ok;
 }

@@ -14,75 +14,6 @@
 static double atol_of(lt_dtype d) { return d == LT_F32 ? F32_ATOL : F64_ATOL; }
 static double rtol_of(lt_dtype d) { return d == LT_F32 ? F32_RTOL : F64_RTOL; }
 
-/* ---- cross-check through lt_backward_grad ---- */
-
-static lt_tensor *leaf_on(const lt_tensor *t, lt_device device, bool grad) {
-    lt_tensor *c = NULL;
-    lt_no_grad_begin();
-    lt_status st = lt_tensor_to(t, lt_tensor_dtype(t), device, &c);
-    lt_no_grad_end();
-    if (st != LT_OK || (grad && lt_tensor_set_requires_grad(c, true) != LT_OK)) {
-        fprintf(stderr, "leaf_on: %s\n", lt_last_error());
-        abort();
-    }
-    return c;
-}
-
-/* tc_cross_check's comparison with the upstream gradient r fed straight to lt_backward_grad instead of through
- * sum(out * r): the same gradients, with no op outside the family under test (no mul, no sum). Every input is a
- * float tensor; with `backward` each becomes a leaf that requires grad. */
-static bool xcheck(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
-                   bool backward) {
-    lt_scope_begin();
-    lt_tensor *a[8], *b[8], *ya = NULL, *yb = NULL;
-    char name[256];
-    bool ok = true;
-    for (int i = 0; i < n; i++) {
-        a[i] = leaf_on(cpu_inputs[i], LT_DEVICE_CPU, backward);
-        b[i] = leaf_on(cpu_inputs[i], tc_cuda, backward);
-    }
-    if (op(ctx, a, &ya) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (op(ctx, b, &yb) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (lt_tensor_device(yb).type != LT_CUDA) {
-        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
-        ok = false;
-    } else {
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok = tc_same(name, yb, ya, atol, rtol);
-    }
-    if (ok && backward) {
-        int64_t shape[LT_MAX_DIMS];
-        lt_tensor_shape(ya, shape);
-        lt_tensor *r = tt_rand(shape, lt_tensor_ndim(ya), lt_tensor_dtype(ya), -1, 1);
-        lt_tensor *rb = leaf_on(r, tc_cuda, false);
-        if (lt_backward_grad(ya, r) != LT_OK) {
-            fprintf(stderr, "%s: cpu backward failed: %s\n", what, lt_last_error());
-            ok = false;
-        } else if (lt_backward_grad(yb, rb) != LT_OK) {
-            fprintf(stderr, "%s: cuda backward failed: %s\n", what, lt_last_error());
-            ok = false;
-        }
-        for (int i = 0; ok && i < n; i++) {
-            lt_tensor *ga = NULL, *gb = NULL;
-            if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(b[i], &gb) != LT_OK) abort();
-            if (!ga && !gb) continue;
-            snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
-            if (!ga || !gb) {
-                fprintf(stderr, "%s: only one device produced it\n", name);
-                ok = false;
-            } else {
-                ok = tc_same(name, gb, ga, atol, rtol);
-            }
-        }
-    }
-    lt_scope_end();
-    return ok;
-}
-
 /* ---- operand layouts ---- */
 
 /* How a matrix operand of logical shape [..., rows, cols] is stored; the test keeps the stored tensor as the leaf
@@ -176,7 +107,7 @@ static bool run_case(const mm_case *c, lt_dtype dtype, bool backward) {
     snprintf(what, sizeof what, "%s matmul m=%lld n=%lld k=%lld ta=%d tb=%d a:%s (%d batch dims) b:%s (%d batch dims)",
              lt_dtype_name(dtype), (long long)c->m, (long long)c->n, (long long)c->k, c->ta, c->tb, layout_names[c->la],
              c->na, layout_names[c->lb], c->nb);
-    return xcheck(what, matmul_op, (void *)c, in, 2, atol_of(dtype), rtol_of(dtype), backward);
+    return tc_cross_check_grad(what, matmul_op, (void *)c, in, 2, atol_of(dtype), rtol_of(dtype), backward, 1);
 }
 
 static const lt_dtype dtypes[2] = {LT_F32, LT_F64};
@@ -306,7 +237,8 @@ static bool run_linear(const lin_case *c, lt_dtype dtype, bool backward) {
     char what[160];
     snprintf(what, sizeof what, "%s linear [2, %lld, %lld] x [%lld, %lld]%s", lt_dtype_name(dtype), (long long)c->rows,
              (long long)c->in, (long long)c->in, (long long)c->out, c->bias ? " + bias" : "");
-    return xcheck(what, linear_op, (void *)c, in, c->bias ? 3 : 2, atol_of(dtype), rtol_of(dtype), backward);
+    return tc_cross_check_grad(what, linear_op, (void *)c, in, c->bias ? 3 : 2, atol_of(dtype), rtol_of(dtype),
+                               backward, 1);
 }
 
 /* Forward with the bias (beta = 1 onto it, also for k = 0 and no rows); backward without it (dx = dy w^T and

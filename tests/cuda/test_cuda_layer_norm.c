@@ -26,69 +26,11 @@ static const lt_dtype float_dtypes[2] = {LT_F32, LT_F64};
 static double atol_of(lt_dtype dt) { return dt == LT_F32 ? 1e-6 : 1e-12; }
 static double rtol_of(lt_dtype dt) { return dt == LT_F32 ? 1e-5 : 1e-12; }
 
-/* Leaf copies of the inputs on `device` (float ones require grad), y = op(...), and, when r is not NULL, the
- * backward of upstream gradient r through lt_backward_grad, so that only this family's entries and copies run on
- * the device. grads[i] is input i's gradient (NULL for integer inputs). */
-static lt_status run_once(tc_op op, void *ctx, lt_tensor **in, int n, const lt_tensor *r, lt_device device,
-                          lt_tensor **y, lt_tensor **grads) {
-    lt_tensor *d[8], *rd = NULL;
-    lt_status st = LT_OK;
-    lt_no_grad_begin();
-    for (int i = 0; i < n && st == LT_OK; i++) st = lt_tensor_to(in[i], lt_tensor_dtype(in[i]), device, &d[i]);
-    if (st == LT_OK && r) st = lt_tensor_to(r, lt_tensor_dtype(in[0]), device, &rd);
-    lt_no_grad_end();
-    for (int i = 0; i < n && st == LT_OK && r; i++) {
-        lt_dtype dt = lt_tensor_dtype(in[i]);
-        if (dt == LT_F32 || dt == LT_F64) st = lt_tensor_set_requires_grad(d[i], true);
-    }
-    if (st == LT_OK) st = op(ctx, d, y);
-    if (st == LT_OK && r) st = lt_backward_grad(*y, rd);
-    for (int i = 0; i < n && st == LT_OK && r; i++) st = lt_tensor_grad(d[i], &grads[i]);
-    return st;
-}
-
 /* op on both devices; with `backward`, also the gradient of every float input for one random upstream gradient.
  * tol scales the dtype's tolerances. */
 static bool check_case(const char *what, tc_op op, void *ctx, lt_tensor **in, int n, bool backward, double tol) {
     lt_dtype dt = lt_tensor_dtype(in[0]);
-    double atol = atol_of(dt) * tol, rtol = rtol_of(dt) * tol;
-    bool ok = true;
-    lt_scope_begin();
-    lt_tensor *yc, *yg, *gc[8] = {0}, *gg[8] = {0}, *r = NULL;
-    if (backward) { /* r's shape is the output's: a CPU forward without grad first */
-        lt_tensor *probe;
-        int64_t shape[LT_MAX_DIMS];
-        if (run_once(op, ctx, in, n, NULL, LT_DEVICE_CPU, &probe, NULL) != LT_OK) {
-            fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-            lt_scope_end();
-            return false;
-        }
-        lt_tensor_shape(probe, shape);
-        r = tt_rand(shape, lt_tensor_ndim(probe), LT_F64, -1, 1);
-    }
-    if (run_once(op, ctx, in, n, r, LT_DEVICE_CPU, &yc, gc) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (run_once(op, ctx, in, n, r, tc_cuda, &yg, gg) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else {
-        char name[256];
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok &= lt_tensor_device(yg).type == LT_CUDA && tc_same(name, yg, yc, atol, rtol);
-        for (int i = 0; i < n && ok && backward; i++) {
-            if (!gc[i] && !gg[i]) continue;
-            snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
-            if (!gc[i] || !gg[i]) {
-                fprintf(stderr, "%s: only one device produced it\n", name);
-                ok = false;
-            } else {
-                ok &= tc_same(name, gg[i], gc[i], atol, rtol);
-            }
-        }
-    }
-    lt_scope_end();
-    return ok;
+    return tc_check_grad(what, op, ctx, in, n, backward, false, atol_of(dt) * tol, rtol_of(dt) * tol);
 }
 
 /* x [shape] with values in [lo, hi) (or x itself when not NULL), and weight and bias [C] as c asks; checks y with

@@ -18,47 +18,11 @@ static const lt_dtype float_dtypes[2] = {LT_F32, LT_F64};
 static double atol_of(lt_dtype dt) { return dt == LT_F32 ? 1e-6 : 1e-13; }
 static double rtol_of(lt_dtype dt) { return dt == LT_F32 ? 1e-5 : 1e-12; }
 
-/* y = op(x) on `device` from a leaf copy of x, back-propagated with the upstream gradient r through
- * lt_backward_grad, so that only the softmax entries and copies run there. */
-static lt_status run_once(const softmax_case *c, const lt_tensor *x, const lt_tensor *r, lt_device device,
-                          lt_tensor **y, lt_tensor **grad) {
-    lt_tensor *xd = NULL, *rd = NULL;
-    lt_no_grad_begin();
-    lt_status st = lt_tensor_to(x, lt_tensor_dtype(x), device, &xd);
-    if (st == LT_OK) st = lt_tensor_to(r, lt_tensor_dtype(x), device, &rd);
-    lt_no_grad_end();
-    if (st == LT_OK) st = lt_tensor_set_requires_grad(xd, true);
-    if (st == LT_OK) st = softmax_op((void *)c, &xd, y);
-    if (st == LT_OK) st = lt_backward_grad(*y, rd);
-    if (st == LT_OK) st = lt_tensor_grad(xd, grad);
-    if (st == LT_OK && !*grad) st = LT_ERR_INTERNAL;
-    return st;
-}
-
-/* Forward and backward on both devices with one random upstream gradient; compares y and dx. */
-static bool check_case(const char *what, const softmax_case *c, const lt_tensor *x) {
+/* Forward and backward on both devices with one random upstream gradient (through lt_backward_grad, so that only
+ * the softmax entries and copies run on the device); compares y and dx. */
+static bool check_case(const char *what, const softmax_case *c, lt_tensor *x) {
     lt_dtype dt = lt_tensor_dtype(x);
-    int64_t shape[LT_MAX_DIMS];
-    int nd = lt_tensor_ndim(x);
-    lt_tensor_shape(x, shape);
-    bool ok = true;
-    lt_scope_begin();
-    lt_tensor *r = tt_rand(shape, nd, LT_F64, -1, 1), *yc, *gc, *yg, *gg;
-    if (run_once(c, x, r, LT_DEVICE_CPU, &yc, &gc) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (run_once(c, x, r, tc_cuda, &yg, &gg) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else {
-        char name[256];
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok &= tc_same(name, yg, yc, atol_of(dt), rtol_of(dt));
-        snprintf(name, sizeof name, "%s (grad)", what);
-        ok &= tc_same(name, gg, gc, atol_of(dt), rtol_of(dt));
-    }
-    lt_scope_end();
-    return ok;
+    return tc_check_grad(what, softmax_op, (void *)c, &x, 1, true, false, atol_of(dt), rtol_of(dt));
 }
 
 /* Both variants (plain and log) of x along dim. */
