@@ -103,7 +103,8 @@ int main(int argc, char **argv) {
         {"--device", OPT_STRING, &device_name, 0, 0, "cpu, cuda or cuda:N"},
         {"--batch", OPT_INT, &batch, 0, 1e6, "rows per step B, 0 = the config's (gpt2-124M: 4 on cpu, 16 on cuda)"},
         {"--seq", OPT_INT, &seq, 0, 1e6, "sequence length T, 0 = the config's (gpt2-124M: 64 on cpu, 1024 on cuda)"},
-        {"--dtype", OPT_STRING, &dtype_name, 0, 0, "parameter dtype: f32, f64, bf16, or auto (bf16 if supported)"},
+        {"--dtype", OPT_STRING, &dtype_name, 0, 0,
+         "f32, f64, bf16 (autocast, GPU only) or auto (bf16 on a GPU, else f32)"},
         {"--peak-tflops", OPT_DOUBLE, &peak_tflops, 1e-3, 1e6,
          "device peak for MFU, TFLOP/s (989: H100/H200 SXM dense bf16 datasheet)"},
     };

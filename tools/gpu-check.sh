@@ -3,8 +3,8 @@
 #   gpu        nvidia-smi: the GPU, its driver and CUDA version
 #   configure  cmake build-gpu with -DLT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=native (90 when native fails)
 #   build      everything (library, tests, examples, bench/) with all cores
-#   bench      bench/train_step on the GPU: GPT-2 124M, B 16 x T 1024, bf16 when the library trains in bf16 else
-#              f32 (run twice: plain, and with LIBTRAIN_TF32=1); prints tokens/s, ms/step, MFU (llm.c's 6N + 6LCT
+#   bench      bench/train_step on the GPU: GPT-2 124M, B 16 x T 1024, bf16 autocast (--dtype auto on a GPU), then
+#              f32 with LIBTRAIN_TF32=1 for comparison; prints tokens/s, ms/step, MFU (llm.c's 6N + 6LCT
 #              FLOP/token against 989 TFLOP/s) and peak device memory
 #   nccl       GPU data parallelism on real NCCL: tests/cuda/test_gpu_nccl under mpirun with one rank (init, the
 #              bucketed all-reduce, the broadcast, a GPU trainer, teardown), then one rank per GPU when there are
@@ -70,15 +70,16 @@ stage_build() {
     cmake --build "$build" --parallel "$jobs"
 }
 
-# Twice: as the library computes by default (f32 GEMMs in full f32), then with LIBTRAIN_TF32=1 (cuda/gemm.cu: f32
-# GEMMs on TF32 tensor cores). Each run prints tokens/s, ms/step, MFU and peak device memory.
+# Twice: the benchmark's arguments (bf16 autocast by default), then the same step in f32 with LIBTRAIN_TF32=1
+# (cuda/gemm.cu: f32 GEMMs on TF32 tensor cores) for comparison. Each run prints tokens/s, ms/step, MFU and peak
+# device memory.
 stage_bench() {
     local exe=$build/bench/train_step rc=0
     [ -x "$exe" ] || { echo "$exe was not built"; return 1; }
     echo "+ $exe ${bench_args[*]}"
     env -u LIBTRAIN_TF32 "$exe" "${bench_args[@]}" || rc=1
-    echo "+ LIBTRAIN_TF32=1 $exe ${bench_args[*]}"
-    LIBTRAIN_TF32=1 "$exe" "${bench_args[@]}" || rc=1
+    echo "+ LIBTRAIN_TF32=1 $exe ${bench_args[*]} --dtype f32"
+    LIBTRAIN_TF32=1 "$exe" "${bench_args[@]}" --dtype f32 || rc=1
     return "$rc"
 }
 
