@@ -79,6 +79,18 @@ struct Strided {
 };
 Strided strided(const lt_tensor *t);
 
+/* q = v / d and *r = v - q d, in 32 bits when both fit (the usual case: a 32-bit division is several times
+ * cheaper). For index arithmetic over strided geometry. */
+__device__ inline int64_t div_rem(int64_t v, int64_t d, int64_t *r) {
+    int64_t q;
+    if (((uint64_t)v | (uint64_t)d) >> 31 == 0)
+        q = (int64_t)((uint32_t)v / (uint32_t)d);
+    else
+        q = v / d;
+    *r = v - q * d;
+    return q;
+}
+
 template <class T> T *data(const lt_tensor *t) { return static_cast<T *>(lt__data(t)); }
 inline int64_t numel(const lt_tensor *t) { return lt__numel(t->shape, t->ndim); }
 

@@ -217,17 +217,6 @@ template <int N> bool is_flat(const Geom<N> &g) {
     return true;
 }
 
-/* q = v / d and v - q d, in 32 bits when both fit (the usual case: a 32-bit division is several times cheaper). */
-__device__ inline int64_t div_rem(int64_t v, int64_t d, int64_t *r) {
-    int64_t q;
-    if (((uint64_t)v | (uint64_t)d) >> 31 == 0)
-        q = (int64_t)((uint32_t)v / (uint32_t)d);
-    else
-        q = v / d;
-    *r = v - q * d;
-    return q;
-}
-
 /* The offsets, in elements, of element i (row-major over g's shape) in each input. */
 template <int N> __device__ inline void offsets(const Geom<N> &g, int64_t i, int64_t *off) {
     for (int k = 0; k < N; k++) off[k] = 0;

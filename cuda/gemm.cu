@@ -27,31 +27,6 @@
 namespace lt_cuda {
 namespace {
 
-/* How cuBLAS reads one stored [rows, cols] matrix: the rule of src/cpu/gemm.c's blas_layout. colmajor is false for a
- * row-major matrix (unit column stride) and true for a column-major one; ld is the other dim's stride. A dim of
- * size 1 has no meaningful stride, so it never decides the layout, and its ld is the smallest cuBLAS accepts. */
-struct Operand {
-    bool colmajor;
-    int ld;
-};
-
-bool layout(const lt_tensor *t, Operand *op) {
-    int64_t rows = t->shape[1], cols = t->shape[2], rs = t->strides[1], cs = t->strides[2], ld;
-    int64_t min_row_ld = cols > 1 ? cols : 1, min_col_ld = rows > 1 ? rows : 1;
-    if ((cs == 1 || cols == 1) && (rows == 1 || rs >= min_row_ld)) {
-        op->colmajor = false;
-        ld = rows == 1 ? min_row_ld : rs;
-    } else if ((rs == 1 || rows == 1) && (cols == 1 || cs >= min_col_ld)) {
-        op->colmajor = true;
-        ld = cols == 1 ? min_col_ld : cs;
-    } else {
-        return false;
-    }
-    if (ld > INT_MAX) return false;
-    op->ld = (int)ld;
-    return true;
-}
-
 /* LIBTRAIN_TF32=1 in the environment, read once (a function-local static initialises thread-safely). */
 bool tf32_enabled() {
     static const bool on = [] {
@@ -108,27 +83,9 @@ cublasStatus_t blas_gemm_bf16(cublasHandle_t h, const Call &g, const float *alph
 
 const char *const kWho = "cuda gemm";
 
-lt_status check_args(const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, int64_t m, int64_t n, int64_t k,
-                     Operand *la, Operand *lb) {
-    if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
-        !lt__is_contiguous(c))
-        return lt__err(LT_ERR_INTERNAL, "%s: operands are not 3-D [batch, rows, cols] with a contiguous c", kWho);
-    bool bf16 = a->dtype == LT_BF16 && b->dtype == LT_BF16 && (c->dtype == LT_F32 || c->dtype == LT_BF16);
-    bool same = (c->dtype == LT_F32 || c->dtype == LT_F64) && a->dtype == c->dtype && b->dtype == c->dtype;
-    if (!bf16 && !same)
-        return lt__err(LT_ERR_DTYPE, "%s: dtypes %s x %s -> %s; expected all f32, all f64 or bf16 x bf16 -> f32/bf16",
-                       kWho, lt_dtype_name(a->dtype), lt_dtype_name(b->dtype), lt_dtype_name(c->dtype));
-    if (m > INT_MAX || n > INT_MAX || k > INT_MAX || c->shape[0] > INT_MAX)
-        return lt__err(LT_ERR_UNSUPPORTED, "%s: %lld batches of %lldx%lldx%lld exceed cuBLAS's 32-bit sizes", kWho,
-                       (long long)c->shape[0], (long long)m, (long long)n, (long long)k);
-    if (!layout(a, la) || !layout(b, lb))
-        return lt__err(LT_ERR_INTERNAL, "%s: an operand has no unit-stride matrix dim or a bad ld", kWho);
-    return LT_OK;
-}
-
 /* cuBLAS's view of the call (see the top of the file). */
-Call make_call(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, const Operand &la, const Operand &lb,
-               int64_t batch, int64_t m, int64_t n, int64_t k) {
+Call make_call(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, const lt__blas_operand &la,
+               const lt__blas_operand &lb, int64_t batch, int64_t m, int64_t n, int64_t k) {
     Call g;
     g.op_b = (tb != lb.colmajor) ? CUBLAS_OP_T : CUBLAS_OP_N;
     g.op_a = (ta != la.colmajor) ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -146,7 +103,8 @@ Call make_call(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, const O
 
 /* bf16 a and b, f32 or bf16 c; the arguments are checked and c is not empty. */
 lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta, lt_tensor *c,
-                    const Operand &la, const Operand &lb, int64_t batch, int64_t m, int64_t n, int64_t k) {
+                    const lt__blas_operand &la, const lt__blas_operand &lb, int64_t batch, int64_t m, int64_t n,
+                    int64_t k) {
     Context &ctx = context_of(c);
     int64_t total = batch * m * n;
     if (k == 0) { // no products to add: c = beta * c, and never 0 * (poisoned or NaN) c
@@ -183,8 +141,8 @@ extern "C" lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool 
                                    lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
-    Operand la, lb;
-    LT_TRY(check_args(a, b, c, m, n, k, &la, &lb));
+    lt__blas_operand la, lb;
+    LT_TRY(lt__gemm_check(kWho, a, b, c, m, n, k, &la, &lb));
     if (batch * m * n == 0) return LT_OK;
     if (a->dtype == LT_BF16) return gemm_bf16(a, b, ta, tb, alpha, beta, c, la, lb, batch, m, n, k);
     return dispatch_float(c->dtype, kWho, [&](auto zero) -> lt_status {

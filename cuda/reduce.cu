@@ -42,17 +42,6 @@ template <int N> int64_t count(const Dims<N> &d) {
     return c;
 }
 
-/* q = v / d and r = v - q d, in 32 bits when both fit. */
-__device__ inline int64_t div_rem(int64_t v, int64_t d, int64_t *r) {
-    int64_t q;
-    if (((uint64_t)v | (uint64_t)d) >> 31 == 0)
-        q = (int64_t)((uint32_t)v / (uint32_t)d);
-    else
-        q = v / d;
-    *r = v - q * d;
-    return q;
-}
-
 /* The offsets in each of the N tensors of the element with row-major index lin < count(d) over d's dims (all 0 for
  * no dims). A single dim costs no division. */
 template <int N> __device__ inline void dims_offsets(const Dims<N> &d, int64_t lin, int64_t *off) {

@@ -159,6 +159,20 @@ typedef struct lt__backend {
 #define LT__BACKEND_ENTRIES 28
 LT__STATIC_ASSERT(sizeof(lt__backend) == (2 + LT__BACKEND_ENTRIES) * sizeof(void *), "update LT__BACKEND_ENTRIES");
 
+/* How BLAS reads one stored [rows, cols] gemm operand: as a row-major matrix (colmajor == false: unit column stride)
+ * or as the transpose of a row-major [cols, rows] one (colmajor == true), with leading dimension ld. */
+typedef struct lt__blas_operand {
+    bool colmajor;
+    int ld;
+} lt__blas_operand;
+
+/* Checks a gemm entry's arguments as every backend takes them (3-D [batch, rows, cols] operands, a contiguous c, the
+ * dtypes, 32-bit BLAS sizes) and how BLAS reads a and b; `who` names the backend in messages. m, n, k are the
+ * product's sizes. A dim of size 1 never decides a layout and gets the smallest ld BLAS accepts; a unit-stride dim
+ * whose other stride is below the row length (a stride-0 expanded matrix) is unreadable (src/ops copies those). */
+lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, int64_t m,
+                         int64_t n, int64_t k, lt__blas_operand *la, lt__blas_operand *lb);
+
 /* The backend for a device, or NULL with LT_ERR_DEVICE set (naming who) when that device is not available. */
 lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out);
 /* The backend of a tensor's device; tensors only exist on available devices, so this cannot fail. */

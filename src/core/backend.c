@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 
+#include <limits.h>
 #include <pthread.h>
 
 static bool lt__cpu_complete;
@@ -50,6 +51,41 @@ bool lt__backend_check(const lt__backend *b) {
     for (int i = 0; i < LT__BACKEND_ENTRIES; i++)
         if (!entries[i]) return false;
     return b->name && b->allocator;
+}
+
+static bool lt__blas_layout(const lt_tensor *t, lt__blas_operand *op) {
+    int64_t rows = t->shape[1], cols = t->shape[2], rs = t->strides[1], cs = t->strides[2], ld;
+    int64_t min_row_ld = cols > 1 ? cols : 1, min_col_ld = rows > 1 ? rows : 1;
+    if ((cs == 1 || cols == 1) && (rows == 1 || rs >= min_row_ld)) {
+        op->colmajor = false;
+        ld = rows == 1 ? min_row_ld : rs;
+    } else if ((rs == 1 || rows == 1) && (cols == 1 || cs >= min_col_ld)) {
+        op->colmajor = true;
+        ld = cols == 1 ? min_col_ld : cs;
+    } else {
+        return false;
+    }
+    if (ld > INT_MAX) return false;
+    op->ld = (int)ld;
+    return true;
+}
+
+lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, int64_t m,
+                         int64_t n, int64_t k, lt__blas_operand *la, lt__blas_operand *lb) {
+    if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
+        !lt__is_contiguous(c))
+        return lt__err(LT_ERR_INTERNAL, "%s: operands are not 3-D [batch, rows, cols] with a contiguous c", who);
+    bool bf16 = a->dtype == LT_BF16 && b->dtype == LT_BF16 && (c->dtype == LT_F32 || c->dtype == LT_BF16);
+    bool same = (c->dtype == LT_F32 || c->dtype == LT_F64) && a->dtype == c->dtype && b->dtype == c->dtype;
+    if (!bf16 && !same)
+        return lt__err(LT_ERR_DTYPE, "%s: dtypes %s x %s -> %s; expected all f32, all f64 or bf16 x bf16 -> f32/bf16",
+                       who, lt_dtype_name(a->dtype), lt_dtype_name(b->dtype), lt_dtype_name(c->dtype));
+    if (m > INT_MAX || n > INT_MAX || k > INT_MAX || c->shape[0] > INT_MAX)
+        return lt__err(LT_ERR_UNSUPPORTED, "%s: %lld batches of %lldx%lldx%lld exceed BLAS's 32-bit sizes", who,
+                       (long long)c->shape[0], (long long)m, (long long)n, (long long)k);
+    if (!lt__blas_layout(a, la) || !lt__blas_layout(b, lb))
+        return lt__err(LT_ERR_INTERNAL, "%s: an operand has no unit-stride matrix dim or a bad ld", who);
+    return LT_OK;
 }
 
 LT_API lt_status lt_device_check(lt_device device) {

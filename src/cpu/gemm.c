@@ -27,32 +27,6 @@
 #define LT_GEMM_MEDIUM_MNK 16777216
 #define LT_GEMM_MIN_PARALLEL 65536
 
-/* How BLAS reads one stored [rows, cols] matrix: as a row-major matrix (colmajor == false) or as the transpose of a
- * row-major [cols, rows] one (colmajor == true), with leading dimension ld. */
-typedef struct blas_operand {
-    bool colmajor;
-    int ld;
-} blas_operand;
-
-/* A dim of size 1 has no meaningful stride, so it never decides the layout, and its ld is the smallest BLAS
- * accepts. A unit-stride dim with a row stride below the row length (a stride-0 expanded matrix) is unreadable. */
-static bool blas_layout(const lt_tensor *t, blas_operand *op) {
-    int64_t rows = t->shape[1], cols = t->shape[2], rs = t->strides[1], cs = t->strides[2], ld;
-    int64_t min_row_ld = cols > 1 ? cols : 1, min_col_ld = rows > 1 ? rows : 1;
-    if ((cs == 1 || cols == 1) && (rows == 1 || rs >= min_row_ld)) {
-        op->colmajor = false;
-        ld = rows == 1 ? min_row_ld : rs;
-    } else if ((rs == 1 || rows == 1) && (cols == 1 || cs >= min_col_ld)) {
-        op->colmajor = true;
-        ld = cols == 1 ? min_col_ld : cs;
-    } else {
-        return false;
-    }
-    if (ld > INT_MAX) return false;
-    op->ld = (int)ld;
-    return true;
-}
-
 /* c = beta * c over n contiguous elements; BLAS is not called when K == 0, so this is the whole product then. A bf16 c
  * is scaled in f32 and rounded, as the CUDA backend does. */
 static void scale_c(lt_tensor *c, int64_t n, double beta) {
@@ -84,25 +58,6 @@ static void gemm_one(const gemm_call *g, const void *a, const void *b, void *c) 
                     (float)g->beta, c, g->n);
     else
         cblas_dgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->n);
-}
-
-static lt_status check_args(const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, int64_t m, int64_t n, int64_t k,
-                            blas_operand *la, blas_operand *lb) {
-    if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
-        !lt__is_contiguous(c))
-        return lt__err(LT_ERR_INTERNAL, "lt__cpu_gemm: operands are not 3-D [batch, rows, cols] with a contiguous c");
-    bool bf16 = a->dtype == LT_BF16 && b->dtype == LT_BF16 && (c->dtype == LT_F32 || c->dtype == LT_BF16);
-    bool same = (c->dtype == LT_F32 || c->dtype == LT_F64) && a->dtype == c->dtype && b->dtype == c->dtype;
-    if (!bf16 && !same)
-        return lt__err(LT_ERR_DTYPE,
-                       "lt__cpu_gemm: dtypes %s x %s -> %s; expected all f32, all f64 or bf16 x bf16 -> f32/bf16",
-                       lt_dtype_name(a->dtype), lt_dtype_name(b->dtype), lt_dtype_name(c->dtype));
-    if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
-        return lt__err(LT_ERR_UNSUPPORTED, "lt__cpu_gemm: %lldx%lldx%lld exceeds BLAS's 32-bit sizes", (long long)m,
-                       (long long)n, (long long)k);
-    if (!blas_layout(a, la) || !blas_layout(b, lb))
-        return lt__err(LT_ERR_INTERNAL, "lt__cpu_gemm: an operand has no unit-stride matrix dim or a bad ld");
-    return LT_OK;
 }
 
 /* Runs g over `batch` products whose operands lie sa, sb and sc bytes apart. */
@@ -190,8 +145,8 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
                        lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
-    blas_operand la, lb;
-    LT_TRY(check_args(a, b, c, m, n, k, &la, &lb));
+    lt__blas_operand la, lb;
+    LT_TRY(lt__gemm_check("lt__cpu_gemm", a, b, c, m, n, k, &la, &lb));
     if (batch == 0 || m == 0 || n == 0) return LT_OK;
     if (k == 0) {
         scale_c(c, batch * m * n, beta);
