@@ -174,8 +174,8 @@ lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb
                         lt_tensor *c);
 lt_status lt__cuda_softmax(const lt_tensor *x, int dim, bool log, lt_tensor *y);
 lt_status lt__cuda_softmax_backward(const lt_tensor *y, const lt_tensor *gy, int dim, bool log, lt_tensor *gx);
-lt_status lt__cuda_layer_norm(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
-                              lt_tensor *mean, lt_tensor *rstd);
+lt_status lt__cuda_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b,
+                              double eps, lt_tensor *s, lt_tensor *y, lt_tensor *mean, lt_tensor *rstd);
 lt_status lt__cuda_layer_norm_backward(const lt_tensor *x, const lt_tensor *w, const lt_tensor *mean,
                                        const lt_tensor *rstd, const lt_tensor *gy, lt_tensor *gx, lt_tensor *gw,
                                        lt_tensor *gb);

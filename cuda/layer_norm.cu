@@ -3,6 +3,8 @@
  * the variance away, and rstd = 1 / sqrt(var + eps) with the biased variance).
  * - Rows: a warp per row up to kWarpRowMax columns, else a block per row; sums go through warp shuffles (and shared
  *   memory across warps) and every thread of the row gets the same total.
+ * - The forward may fuse a residual add (layer_norm's r and s): the first pass reads x and r, writes s = x + r and
+ *   sums it, and the later passes read s back (each thread only its own elements).
  * - gw and gb (column sums over the M rows) take two kernels and no atomics: blocks of 32 columns x 8 row slices
  *   sum a chunk of rows into per-chunk partials (double, in scratch memory), then one thread per column adds the
  *   chunks in order. The chunking depends only on M, so the bits are the same on every run and every GPU. */
@@ -29,16 +31,30 @@ __device__ inline Pair shfl_xor(Pair v, int lane_mask) {
     return Pair{shfl_xor(v.a, lane_mask), shfl_xor(v.b, lane_mask)};
 }
 
-/* y = (x - mean) * rstd * w + b per row, and the row's mean and rstd; w and b may be null. */
+/* y = (x - mean) * rstd * w + b per row, and the row's mean and rstd; w and b may be null. With a residual res (else
+ * null), the first pass also reads res and writes sum = x + res (rounded to T), and sum is what is normalised: each
+ * thread reads back only the elements it wrote itself, so no barrier is needed between the passes. */
 template <class T, class G>
 __global__ void __launch_bounds__(G::kThreads)
-    layer_norm_kernel(const T *x, const T *w, const T *b, double eps, T *y, T *mean, T *rstd, int64_t M, int64_t C) {
+    layer_norm_kernel(const T *x, const T *res, const T *w, const T *b, double eps, T *sum, T *y, T *mean, T *rstd,
+                      int64_t M, int64_t C) {
     LT_SHARED(double, red, 32);
     for (int64_t r = G::first_row(); r < M; r += G::row_step()) {
         const T *xr = x + r * C;
         T *yr = y + r * C;
         double s = 0.0;
-        for (int64_t c = G::rank(); c < C; c += G::size()) s += (double)xr[c];
+        if (res) {
+            const T *rr = res + r * C;
+            T *sr = sum + r * C;
+            for (int64_t c = G::rank(); c < C; c += G::size()) {
+                T v = xr[c] + rr[c];
+                sr[c] = v;
+                s += (double)v;
+            }
+            xr = sr;
+        } else {
+            for (int64_t c = G::rank(); c < C; c += G::size()) s += (double)xr[c];
+        }
         double mu = G::reduce(s, Add{}, red) / (double)C;
         double v = 0.0;
         for (int64_t c = G::rank(); c < C; c += G::size()) {
@@ -148,17 +164,17 @@ template <class T> const T *data_or_null(const lt_tensor *t) { return t ? data<T
 template <class T> T *data_or_null(lt_tensor *t) { return t ? data<T>(t) : nullptr; }
 
 template <class T>
-lt_status ln_forward(Context &ctx, const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
-                     lt_tensor *mean, lt_tensor *rstd, int64_t M, int64_t C) {
+lt_status ln_forward(Context &ctx, const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b,
+                     double eps, lt_tensor *s, lt_tensor *y, lt_tensor *mean, lt_tensor *rstd, int64_t M, int64_t C) {
     static const char *who = "cuda layer_norm";
     if (C <= kWarpRowMax) {
         LT_LAUNCH((layer_norm_kernel<T, WarpPerRow>), WarpPerRow::grid(M), WarpPerRow::kThreads, 0, ctx.stream,
-                  data<T>(x), data_or_null<T>(w), data_or_null<T>(b), eps, data<T>(y), data<T>(mean), data<T>(rstd), M,
-                  C);
+                  data<T>(x), data_or_null<T>(r), data_or_null<T>(w), data_or_null<T>(b), eps, data_or_null<T>(s),
+                  data<T>(y), data<T>(mean), data<T>(rstd), M, C);
     } else {
         LT_LAUNCH((layer_norm_kernel<T, BlockPerRow>), BlockPerRow::grid(M), BlockPerRow::kThreads, 0, ctx.stream,
-                  data<T>(x), data_or_null<T>(w), data_or_null<T>(b), eps, data<T>(y), data<T>(mean), data<T>(rstd), M,
-                  C);
+                  data<T>(x), data_or_null<T>(r), data_or_null<T>(w), data_or_null<T>(b), eps, data_or_null<T>(s),
+                  data<T>(y), data<T>(mean), data<T>(rstd), M, C);
     }
     LT_CU_LAUNCHED(who, "layer_norm_kernel");
     return LT_OK;
@@ -200,16 +216,17 @@ lt_status ln_backward(Context &ctx, const lt_tensor *x, const lt_tensor *w, cons
 
 using namespace lt_cuda;
 
-extern "C" lt_status lt__cuda_layer_norm(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps,
-                                         lt_tensor *y, lt_tensor *mean, lt_tensor *rstd) {
+extern "C" lt_status lt__cuda_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b,
+                                         double eps, lt_tensor *s, lt_tensor *y, lt_tensor *mean, lt_tensor *rstd) {
     static const char *who = "cuda layer_norm";
-    LT_TRY(check_args(who, x, {w, b, y, mean, rstd}));
+    LT_TRY(check_args(who, x, {r, w, b, s, y, mean, rstd}));
+    if (!r != !s) return lt__err(LT_ERR_INTERNAL, "%s: r and s must both be given or both be null", who);
     int64_t C = x->shape[x->ndim - 1], M = lt__numel(x->shape, x->ndim - 1);
     if (M == 0) return LT_OK; /* C == 0 still runs: mean and rstd are NaN (0 / 0), as on the CPU */
     Context &ctx = context_of(x);
     return dispatch_float(x->dtype, who, [&](auto tag) {
         using T = decltype(tag);
-        return ln_forward<T>(ctx, x, w, b, eps, y, mean, rstd, M, C);
+        return ln_forward<T>(ctx, x, r, w, b, eps, s, y, mean, rstd, M, C);
     });
 }
 

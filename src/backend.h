@@ -102,9 +102,11 @@ typedef struct lt__backend {
     lt_status (*softmax)(const lt_tensor *x, int dim, bool log, lt_tensor *y);
     /* gx from the forward's output y: softmax: y * (gy - sum(gy * y)); log: gy - exp(y) * sum(gy). */
     lt_status (*softmax_backward)(const lt_tensor *y, const lt_tensor *gy, int dim, bool log, lt_tensor *gx);
-    /* x [M, C] contiguous; w, b [C] or NULL; y [M, C]; mean, rstd [M]. */
-    lt_status (*layer_norm)(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
-                            lt_tensor *mean, lt_tensor *rstd);
+    /* x [M, C] contiguous; w, b [C] or NULL; y [M, C]; mean, rstd [M]. r and s are both NULL, or both [M, C]
+     * contiguous (the fused residual add): s = x + r is written (rounded to the dtype, as the add alone would) and
+     * s, not x, is normalised; s must not alias x or r. */
+    lt_status (*layer_norm)(const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b, double eps,
+                            lt_tensor *s, lt_tensor *y, lt_tensor *mean, lt_tensor *rstd);
     /* Writes gx [M, C] and, when not NULL, gw and gb [C] (overwritten, not accumulated). */
     lt_status (*layer_norm_backward)(const lt_tensor *x, const lt_tensor *w, const lt_tensor *mean,
                                      const lt_tensor *rstd, const lt_tensor *gy, lt_tensor *gx, lt_tensor *gw,

@@ -18,6 +18,14 @@ extern "C" {
  * LT_ERR_SHAPE when x's last dim differs from w's first. */
 LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, lt_tensor **out);
 
+/* The pre-norm residual step in one op: s = x + r and y = layer_norm(s) (as lt_layer_norm with weight, bias and
+ * eps), both returned: s continues the residual stream, y feeds the next sublayer. x and r have the same shape
+ * [..., C] and dtype (any strides); weight and bias are [C] or NULL. One pass over the rows reads x and r and writes
+ * s and y; s and y are bit-for-bit those of lt_add followed by lt_layer_norm. Differentiable in x, r, weight and bias,
+ * with the gradients of s and y combined. LT_ERR_SHAPE when r's shape differs from x's. */
+LT_API lt_status lt_residual_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_tensor *weight,
+                                        const lt_tensor *bias, double eps, lt_tensor **sum_out, lt_tensor **y_out);
+
 /* Causal multi-head self-attention of qkv [B, T, 3C] (q, k and v concatenated on the last dim, as GPT-2's
  * c_attn produces them) with n_head heads of size C / n_head: y [B, T, C] = softmax(q k^T / sqrt(hs) + causal
  * mask) v per head, heads concatenated. Flash-style: only the per-row log-sum-exp [B, n_head, T] is kept for the

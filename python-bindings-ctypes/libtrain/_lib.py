@@ -212,6 +212,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     # nn.h
     "lt_linear": (STATUS, [H, H, H, HP]),
     "lt_attention": (STATUS, [H, c_int, HP]),
+    "lt_residual_layer_norm": (STATUS, [H, H, H, H, c_double, HP, HP]),
     "lt_classifier_loss": (STATUS, [H, H, H, c_int64, c_int64, HP]),
     "lt_gpt_create": (STATUS, [POINTER(lt_gpt_config), c_int, lt_device, c_uint64, HP]),
     "lt_gpt_free": (None, [H]),

@@ -11,12 +11,18 @@
 /* Elements below which a call runs on one thread: starting a parallel region costs a few microseconds. */
 #define PAR_MIN_WORK 32768
 
-/* ln_row: y = (x - mean) * rstd * w + b for one row, and that row's mean and rstd.
+/* ln_row: y = (x - mean) * rstd * w + b for one row, and that row's mean and rstd. With a residual r (else NULL),
+ *   s = x + r is written first, rounded to T as lt_add would, and s is normalised (it is still in L1 when read back).
  * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
  * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
 #define DEFINE_LAYER_NORM(T, SFX)                                                                                      \
-    static void ln_row_##SFX(const T *x, const T *w, const T *b, double eps, int64_t C, T *y, T *mean, T *rstd) {      \
+    static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C, T *sum, T *y,    \
+                             T *mean, T *rstd) {                                                                       \
+        if (res) {                                                                                                     \
+            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) sum[c] = x[c] + res[c];                                \
+            x = sum;                                                                                                   \
+        }                                                                                                              \
         double s = 0.0, v = 0.0;                                                                                       \
         _Pragma("omp simd reduction(+ : s)") for (int64_t c = 0; c < C; c++) s += x[c];                                \
         double mu = s / (double)C;                                                                                     \
@@ -86,20 +92,26 @@ static lt_status check_args(const char *who, const lt_tensor *x, const lt_tensor
 
 static const void *data_or_null(const lt_tensor *t) { return t ? lt__data(t) : NULL; }
 
-lt_status lt__cpu_layer_norm(const lt_tensor *x, const lt_tensor *w, const lt_tensor *b, double eps, lt_tensor *y,
-                             lt_tensor *mean, lt_tensor *rstd) {
-    LT_TRY(check_args("cpu layer_norm", x, (const lt_tensor *[]){w, b, y, mean, rstd}, 5));
+lt_status lt__cpu_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b, double eps,
+                             lt_tensor *s, lt_tensor *y, lt_tensor *mean, lt_tensor *rstd) {
+    LT_TRY(check_args("cpu layer_norm", x, (const lt_tensor *[]){r, w, b, s, y, mean, rstd}, 7));
+    if (!r != !s) return lt__err(LT_ERR_INTERNAL, "cpu layer_norm: r and s must both be given or both be NULL");
     int64_t C = x->shape[x->ndim - 1], M = lt__numel(x->shape, x->ndim - 1);
     bool f64 = x->dtype == LT_F64;
     const void *xp = lt__data(x), *wp = data_or_null(w), *bp = data_or_null(b);
     void *yp = lt__data(y), *mp = lt__data(mean), *rp = lt__data(rstd);
+    const char *resp = data_or_null(r);
+    char *sp = (char *)data_or_null(s);
+    size_t row = (size_t)C * lt_dtype_size(x->dtype);
 #pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
     for (int64_t m = 0; m < M; m++) {
+        const void *rr = resp ? resp + (size_t)m * row : NULL;
+        void *sr = sp ? sp + (size_t)m * row : NULL;
         if (f64)
-            ln_row_f64((const double *)xp + m * C, wp, bp, eps, C, (double *)yp + m * C, (double *)mp + m,
+            ln_row_f64((const double *)xp + m * C, rr, wp, bp, eps, C, sr, (double *)yp + m * C, (double *)mp + m,
                        (double *)rp + m);
         else
-            ln_row_f32((const float *)xp + m * C, wp, bp, eps, C, (float *)yp + m * C, (float *)mp + m,
+            ln_row_f32((const float *)xp + m * C, rr, wp, bp, eps, C, sr, (float *)yp + m * C, (float *)mp + m,
                        (float *)rp + m);
     }
     return LT_OK;

@@ -166,25 +166,29 @@ LT_API lt_status lt_gpt_get_config(const lt_gpt *m, lt_gpt_config *config) {
     return LT_OK;
 }
 
-/* x + dropout(f) : the residual update of a block. */
-static lt_status lt__residual(lt_gpt *m, bool train, const lt_tensor *x, lt_tensor *f, lt_tensor **out) {
+/* The residual step after a sublayer f: x + dropout(f) (dropout only in training), fused with the layer norm that
+ * follows it (the next sublayer's, or ln_f after the last block): *x_out is the new stream, *h_out its norm. */
+static lt_status lt__residual_ln(lt_gpt *m, bool train, const lt_tensor *x, lt_tensor *f, const lt_tensor *ln_w,
+                                 const lt_tensor *ln_b, lt_tensor **x_out, lt_tensor **h_out) {
     if (train && m->cfg.dropout > 0) LT_TRY(lt_dropout(f, m->cfg.dropout, &m->dropout_rng, &f));
-    return lt_add(x, f, out);
+    return lt_residual_layer_norm(x, f, ln_w, ln_b, LT_LN_EPS, x_out, h_out);
 }
 
-/* One pre-LayerNorm block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
-static lt_status lt__block_forward(lt_gpt *m, const lt__block *b, bool train, lt_tensor *x, lt_tensor **out) {
-    lt_tensor *h, *t;
-    LT_TRY(lt_layer_norm(x, b->ln1_w, b->ln1_b, LT_LN_EPS, &h, NULL, NULL));
+/* One pre-LayerNorm block: x + attn(ln_1(x)), then + mlp(ln_2(x)). h is ln_1(x), computed by the step before; the
+ * block returns its output stream in *x_out and that stream normalised by next_w, next_b (the next block's ln_1, or
+ * ln_f) in *h_out. */
+static lt_status lt__block_forward(lt_gpt *m, const lt__block *b, bool train, lt_tensor *x, lt_tensor *h,
+                                   const lt_tensor *next_w, const lt_tensor *next_b, lt_tensor **x_out,
+                                   lt_tensor **h_out) {
+    lt_tensor *t;
     LT_TRY(lt_linear(h, b->attn_w, b->attn_b, &t));
     LT_TRY(lt_attention(t, (int)m->cfg.n_head, &h));
     LT_TRY(lt_linear(h, b->proj_w, b->proj_b, &t));
-    LT_TRY(lt__residual(m, train, x, t, &x));
-    LT_TRY(lt_layer_norm(x, b->ln2_w, b->ln2_b, LT_LN_EPS, &h, NULL, NULL));
+    LT_TRY(lt__residual_ln(m, train, x, t, b->ln2_w, b->ln2_b, &x, &h));
     LT_TRY(lt_linear(h, b->fc_w, b->fc_b, &t));
     LT_TRY(lt_gelu(t, LT_GELU_TANH, &h));
     LT_TRY(lt_linear(h, b->fc_proj_w, b->fc_proj_b, &t));
-    return lt__residual(m, train, x, t, out);
+    return lt__residual_ln(m, train, x, t, next_w, next_b, x_out, h_out);
 }
 
 static lt_status lt__check_ids(const char *fn, const char *arg, const lt_tensor *t, int64_t B, int64_t T) {
@@ -233,8 +237,15 @@ LT_API lt_status lt_gpt_forward(lt_gpt *m, const lt_tensor *idx, const lt_tensor
     LT_TRY(lt_slice(m->wpe, 0, 0, T, 1, &pos));
     LT_TRY(lt_add(x, pos, &x));
     if (train && m->cfg.dropout > 0) LT_TRY(lt_dropout(x, m->cfg.dropout, &m->dropout_rng, &x));
-    for (int64_t l = 0; l < m->cfg.n_layer; l++) LT_TRY(lt__block_forward(m, &m->blocks[l], train, x, &x));
-    LT_TRY(lt_layer_norm(x, m->lnf_w, m->lnf_b, LT_LN_EPS, &x, NULL, NULL));
+    lt_tensor *h; /* n_layer >= 1 (checked at creation): the last block's step applies ln_f */
+    LT_TRY(lt_layer_norm(x, m->blocks[0].ln1_w, m->blocks[0].ln1_b, LT_LN_EPS, &h, NULL, NULL));
+    for (int64_t l = 0; l < m->cfg.n_layer; l++) {
+        bool last = l + 1 == m->cfg.n_layer;
+        const lt_tensor *nw = last ? m->lnf_w : m->blocks[l + 1].ln1_w;
+        const lt_tensor *nb = last ? m->lnf_b : m->blocks[l + 1].ln1_b;
+        LT_TRY(lt__block_forward(m, &m->blocks[l], train, x, h, nw, nb, &x, &h));
+    }
+    x = h;
     if (loss) {
         lt_tensor *flat, *tflat;
         int64_t N = B * T;

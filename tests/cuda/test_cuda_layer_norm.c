@@ -2,8 +2,11 @@
  * f32 and f64, rows and widths around a warp and a block (the warp-per-row and block-per-row kernels), with and
  * without weight and bias, the saved mean and rstd, a large mean offset, eps, many rows (several chunks of the
  * deterministic column sums for dweight and dbias), non-contiguous and empty inputs, bitwise repeatability, and
- * the errors. */
+ * the errors. Also lt_residual_layer_norm (the layer_norm entry with a residual input): s and y and the gradients
+ * of x, r, weight and bias at tc_odd_sizes, non-contiguous inputs, bitwise agreement with lt_add + lt_layer_norm on
+ * the device, and its errors. */
 #include "cuda_check.h"
+#include "libtrain/nn.h"
 
 /* Which of weight and bias the op gets, eps, and which output it returns (0 y, 1 mean, 2 rstd). */
 typedef struct ln_case {
@@ -197,6 +200,104 @@ static void test_errors(void) {
     CHECK_ERR_OUT(lt_layer_norm(h, NULL, NULL, 1e-5, &out, NULL, NULL), out, LT_ERR_DTYPE, "lt_layer_norm");
 }
 
+/* ---- lt_residual_layer_norm ---- */
+
+/* Which of weight and bias the op gets, and what it returns: 0 y, 1 s, 2 y + 0.37 s (both gradients combined). */
+typedef struct res_case {
+    bool w, b;
+    int out;
+} res_case;
+
+/* inputs: x, r, then weight when c->w, then bias when c->b. */
+static lt_status res_op(void *ctx, lt_tensor **in, lt_tensor **out) {
+    const res_case *c = ctx;
+    const lt_tensor *w = c->w ? in[2] : NULL, *b = c->b ? in[c->w ? 3 : 2] : NULL;
+    lt_tensor *s = NULL, *y = NULL, *t = NULL;
+    lt_status st = lt_residual_layer_norm(in[0], in[1], w, b, 1e-5, &s, &y);
+    if (st != LT_OK || c->out < 2) {
+        *out = c->out == 1 ? s : y;
+        return st;
+    }
+    st = lt_mul_scalar(s, 0.37, &t);
+    return st != LT_OK ? st : lt_add(y, t, out);
+}
+
+static bool check_res(const char *label, const int64_t *shape, int nd, lt_dtype dt, res_case c, lt_tensor *x,
+                      lt_tensor *r) {
+    int64_t C = shape[nd - 1];
+    lt_tensor *in[4];
+    int n = 0;
+    in[n++] = x ? x : tt_rand(shape, nd, dt, -2, 2);
+    in[n++] = r ? r : tt_rand(shape, nd, dt, -2, 2);
+    if (c.w) in[n++] = tt_rand(&C, 1, dt, 0.5, 1.5);
+    if (c.b) in[n++] = tt_rand(&C, 1, dt, -1, 1);
+    char what[200];
+    int len =
+        snprintf(what, sizeof what, "residual %s %s w=%d b=%d out=%d [", label, lt_dtype_name(dt), c.w, c.b, c.out);
+    for (int d = 0; d < nd; d++)
+        len += snprintf(what + len, sizeof what - (size_t)len, d ? ", %lld" : "%lld", (long long)shape[d]);
+    snprintf(what + len, sizeof what - (size_t)len, "]");
+    return check_case(what, res_op, &c, in, n, true, 1);
+}
+
+/* Rows x widths over tc_odd_sizes: both outputs and their combined gradient; y alone with one of weight or bias. */
+static void test_residual_odd_sizes(void) {
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                lt_scope_begin();
+                int64_t shape[2] = {tc_odd_sizes[i], tc_odd_sizes[j]};
+                res_case both = {true, true, 2}, half = {(i + j) % 2 == 0, (i + j) % 2 == 1, 0};
+                res_case sum = {false, (i + j) % 2 == 0, 1};
+                CHECK(check_res("odd", shape, 2, float_dtypes[t], both, NULL, NULL));
+                CHECK(check_res("odd", shape, 2, float_dtypes[t], half, NULL, NULL));
+                CHECK(check_res("odd", shape, 2, float_dtypes[t], sum, NULL, NULL));
+                lt_scope_end();
+            }
+}
+
+/* Non-contiguous x and r, the block-per-row kernel (width over 1024), no rows; and on the device, s and y equal
+ * lt_add then lt_layer_norm bit for bit. */
+static void test_residual_layouts_and_fused_bits(void) {
+    for (int t = 0; t < 2; t++) {
+        lt_scope_begin();
+        int64_t shape[3] = {2, 3, 33}, wide[2] = {3, 1025}, none[2] = {0, 7};
+        res_case both = {true, true, 2};
+        for (int layout = 0; layout < 3; layout++)
+            CHECK(check_res("layout", shape, 3, float_dtypes[t], both, tt_layout(shape, 3, float_dtypes[t], layout),
+                            tt_layout(shape, 3, float_dtypes[t], (layout + 1) % 3)));
+        CHECK(check_res("wide", wide, 2, float_dtypes[t], both, NULL, NULL));
+        CHECK(check_res("no rows", none, 2, float_dtypes[t], both, NULL, NULL));
+        int64_t sh[2] = {37, 257}, C = 257;
+        lt_tensor *x = tc_to_cuda(tt_rand(sh, 2, float_dtypes[t], -2, 2), false);
+        lt_tensor *r = tc_to_cuda(tt_rand(sh, 2, float_dtypes[t], -2, 2), false);
+        lt_tensor *w = tc_to_cuda(tt_rand(&C, 1, float_dtypes[t], 0.5, 1.5), false);
+        lt_tensor *s, *y, *s2, *y2;
+        CHECK_OK(lt_residual_layer_norm(x, r, w, w, 1e-5, &s, &y));
+        CHECK_OK(lt_add(x, r, &s2));
+        CHECK_OK(lt_layer_norm(s2, w, w, 1e-5, &y2, NULL, NULL));
+        CHECK(tc_same("fused s vs lt_add", s, s2, 0, 0));
+        CHECK(tc_same("fused y vs lt_add + lt_layer_norm", y, y2, 0, 0));
+        lt_scope_end();
+    }
+}
+
+static void test_residual_errors(void) {
+    const char *fn = "lt_residual_layer_norm";
+    int64_t shape[2] = {2, 3}, shape2[2] = {3, 2};
+    lt_tensor *s = NULL, *y = NULL, *h;
+    lt_tensor *x = tc_to_cuda(tt_rand(shape, 2, LT_F32, -1, 1), false);
+    lt_tensor *r64 = tc_to_cuda(tt_rand(shape, 2, LT_F64, -1, 1), false);
+    lt_tensor *rt = tc_to_cuda(tt_rand(shape2, 2, LT_F32, -1, 1), false);
+    lt_tensor *rcpu = tt_rand(shape, 2, LT_F32, -1, 1);
+    CHECK_ERR(lt_residual_layer_norm(x, r64, NULL, NULL, 1e-5, &s, &y), LT_ERR_DTYPE, fn);
+    CHECK_ERR(lt_residual_layer_norm(x, rt, NULL, NULL, 1e-5, &s, &y), LT_ERR_SHAPE, fn);
+    CHECK_ERR(lt_residual_layer_norm(x, rcpu, NULL, NULL, 1e-5, &s, &y), LT_ERR_DEVICE, fn);
+    CHECK_OK(lt_tensor_to(x, LT_F16, tc_cuda, &h));
+    CHECK_ERR(lt_residual_layer_norm(h, h, NULL, NULL, 1e-5, &s, &y), LT_ERR_DTYPE, fn);
+    CHECK(s == NULL && y == NULL);
+}
+
 int main(void) {
     tc_require_cuda();
     tt_seed(12);
@@ -207,5 +308,8 @@ int main(void) {
     RUN(test_empty);
     RUN(test_repeatable);
     RUN(test_errors);
+    RUN(test_residual_odd_sizes);
+    RUN(test_residual_layouts_and_fused_bits);
+    RUN(test_residual_errors);
     return tt_finish();
 }
