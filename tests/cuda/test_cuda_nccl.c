@@ -16,6 +16,7 @@
  *
  * DIR holds the token shard that rank 0 writes first. Each rank prints its checks and "N passed, N failed", and exits
  * non-zero on a failed check; exit 77 (skip) when cuda:0 is not usable. Public API only. */
+#include "../mpi/tiny_config.h"
 #include "cuda_check.h"
 
 #include <time.h>
@@ -62,24 +63,9 @@ static lt_status make_shard(const char *dir) {
     return st != LT_OK ? st : rs != LT_OK ? rs : ok == 1 ? LT_OK : LT_ERR_IO;
 }
 
-/* A tiny model and schedule (tests/mpi/dist_tool.c's), dropout 0 so that splitting the batch changes nothing. */
+/* The data-parallel tests' tiny model and schedule (tests/mpi/tiny_config.h) on g_shard. */
 static void tiny_config(lt_train_config *c, lt_dtype dtype, lt_device device) {
-    lt_train_config_init(c, sizeof *c);
-    c->data_path = g_shard;
-    c->model.block_size = 16;
-    c->model.n_layer = 1;
-    c->model.n_head = 2;
-    c->model.n_embd = 32;
-    c->dtype = dtype;
-    c->device = device;
-    c->seq_len = 16;
-    c->val_fraction = 0;
-    c->eval_batches = 0;
-    c->warmup_steps = 2;
-    c->lr = 1e-2;
-    c->min_lr = 1e-3;
-    c->progress = LT_PROGRESS_NONE;
-    c->threads = 1;
+    lt_test_tiny_config(c, g_shard, dtype, device);
 }
 
 static lt_gpt_config gpt_config(void) {

@@ -2,6 +2,7 @@
  * losses and final parameters, compares two such runs, checks the communicator's collectives against known values,
  * runs lt_trainer_run for signal tests, and makes one rank hang for the deadline tests. Uses the public API only;
  * every mode prints what it found and exits non-zero on a failed check. */
+#include "tiny_config.h"
 #include <libtrain/libtrain.h>
 
 #include <math.h>
@@ -17,23 +18,9 @@ static int fail(int rank, const char *what) {
     return 1;
 }
 
-/* A tiny model and a schedule short enough for seconds per test; dropout 0 so ranks and batch splits agree. */
+/* A tiny model and a schedule short enough for seconds per test (tiny_config.h), on the CPU. */
 static void tiny_config(lt_train_config *c, const char *shard, lt_dtype dtype) {
-    lt_train_config_init(c, sizeof *c);
-    c->data_path = shard;
-    c->model.block_size = 16;
-    c->model.n_layer = 1;
-    c->model.n_head = 2;
-    c->model.n_embd = 32;
-    c->dtype = dtype;
-    c->seq_len = 16;
-    c->val_fraction = 0;
-    c->eval_batches = 0;
-    c->warmup_steps = 2;
-    c->lr = 1e-2;
-    c->min_lr = 1e-3;
-    c->progress = LT_PROGRESS_NONE;
-    c->threads = 1;
+    lt_test_tiny_config(c, shard, dtype, LT_DEVICE_CPU);
 }
 
 /* ZeRO-1's memory: this rank's AdamW m and v hold exactly its shard (lt_dist_shard_of), the shards of all ranks add
