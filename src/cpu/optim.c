@@ -2,11 +2,23 @@
  * Arguments were checked by src/optim; these kernels only guard the backend contract and report breaks as internal. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #include <math.h>
+#include <omp.h>
 
 /* Below this many elements a loop runs on the calling thread: waking the OpenMP team costs more than it saves. */
 #define OPT_PARALLEL_MIN 65536
+
+/* The calling thread's share [*lo, *hi) of n elements inside a parallel region: contiguous, cut at multiples of 64
+ * elements so that no two threads write the same cache line. Elementwise updates give the same result whatever the
+ * split; only their speed depends on it. */
+static void thread_span(int64_t n, int64_t *lo, int64_t *hi) {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = ((n + nt - 1) / nt + 63) & ~(int64_t)63;
+    *lo = t * chunk < n ? t * chunk : n;
+    *hi = *lo + chunk < n ? *lo + chunk : n;
+}
 
 /* ---- Sum of squares ---- */
 
@@ -24,7 +36,7 @@ static inline double load_bf16(uint16_t x) { return lt__bf16_to_f32(x); }
 static inline double load_f16(uint16_t x) { return lt__f16_to_f32(x); }
 
 #define SUMSQ_RANGE(NAME, T, LOAD)                                                                                     \
-    static double NAME(const void *data, int64_t lo, int64_t hi) {                                                     \
+    LT_CLONES static double NAME(const void *data, int64_t lo, int64_t hi) {                                           \
         const T *x = data;                                                                                             \
         double acc[SUMSQ_LANES] = {0};                                                                                 \
         int64_t i = lo;                                                                                                \
@@ -97,14 +109,24 @@ static lt_status check_buffers(const char *who, const lt_tensor *param, const lt
 
 /* torch.optim.SGD (dampening 0): g += wd * p; v = first ? g : momentum * v + g; p -= lr * (nesterov ? g + m v : v). */
 #define LT_SGD_KERNEL(T)                                                                                               \
+    LT_CLONES static void sgd_span_##T(T *restrict p, const T *restrict g, T *restrict v, int64_t n, T lr, T m, T wd,  \
+                                       bool nesterov, bool first) {                                                    \
+        if (!v) {                                                                                                      \
+            _Pragma("omp simd") for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);                       \
+            return;                                                                                                    \
+        }                                                                                                              \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {                                                          \
+            const T d = g[i] + wd * p[i];                                                                              \
+            const T vi = first ? d : m * v[i] + d;                                                                     \
+            v[i] = vi;                                                                                                 \
+            p[i] -= lr * (nesterov ? d + m * vi : vi);                                                                 \
+        }                                                                                                              \
+    }                                                                                                                  \
     static void lt__sgd_##T(T *p, const T *g, T *v, int64_t n, T lr, T m, T wd, bool nesterov, bool first) {           \
-        _Pragma("omp parallel for schedule(static) if (n > OPT_PARALLEL_MIN)") for (int64_t i = 0; i < n; i++) {       \
-            T d = g[i] + wd * p[i];                                                                                    \
-            if (v) {                                                                                                   \
-                v[i] = first ? d : m * v[i] + d;                                                                       \
-                d = nesterov ? d + m * v[i] : v[i];                                                                    \
-            }                                                                                                          \
-            p[i] -= lr * d;                                                                                            \
+        _Pragma("omp parallel if (n > OPT_PARALLEL_MIN)") {                                                            \
+            int64_t lo, hi;                                                                                            \
+            thread_span(n, &lo, &hi);                                                                                  \
+            sgd_span_##T(p + lo, g + lo, v ? v + lo : NULL, hi - lo, lr, m, wd, nesterov, first);                      \
         }                                                                                                              \
     }
 LT_SGD_KERNEL(float)
@@ -139,13 +161,14 @@ typedef struct adamw_consts {
 
 /* One segment, element by element, in T and in torch's order of operations so that f32 agrees with PyTorch to
  * rounding: p *= decay; m = m b1 + omb1 g; v = v b2 + omb2 g g; p += neg_step m / (sqrt(v) / bc2_sqrt + eps).
- * torch runs these as six passes over memory; fused, the update reads and writes each buffer once. */
+ * torch runs these as six passes over memory; fused, the update reads and writes each buffer once. The span loop is
+ * compiled per ISA (LT_CLONES) and forced to vectorise: scalar square roots and divisions made it 3x slower than its
+ * memory traffic, 200 ms of a 1.4 s gpt2-124M step on 2 cores. This file is compiled without FMA contraction, so
+ * every build rounds each operation as written, as the CUDA kernels it is checked against do. */
 #define LT_ADAMW_KERNEL(T, SQRT)                                                                                       \
-    static void lt__adamw_##T(T *restrict p, const T *restrict g, T *restrict m, T *restrict v, int64_t n,             \
-                              const adamw_consts *c) {                                                                 \
-        const T decay = (T)c->decay, b1 = (T)c->b1, omb1 = (T)c->omb1, b2 = (T)c->b2, omb2 = (T)c->omb2;               \
-        const T neg_step = (T)c->neg_step, bc2_sqrt = (T)c->bc2_sqrt, eps = (T)c->eps;                                 \
-        _Pragma("omp parallel for schedule(static) if (n > OPT_PARALLEL_MIN)") for (int64_t i = 0; i < n; i++) {       \
+    LT_CLONES static void adamw_span_##T(T *restrict p, const T *restrict g, T *restrict m, T *restrict v, int64_t n,  \
+                                         T decay, T b1, T omb1, T b2, T omb2, T neg_step, T bc2_sqrt, T eps) {         \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {                                                          \
             const T gi = g[i];                                                                                         \
             const T mi = m[i] * b1 + omb1 * gi;                                                                        \
             const T vi = v[i] * b2 + omb2 * gi * gi;                                                                   \
@@ -153,6 +176,14 @@ typedef struct adamw_consts {
             v[i] = vi;                                                                                                 \
             const T pd = p[i] * decay;                                                                                 \
             p[i] = pd + neg_step * mi / (SQRT(vi) / bc2_sqrt + eps);                                                   \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void lt__adamw_##T(T *p, const T *g, T *m, T *v, int64_t n, const adamw_consts *c) {                        \
+        _Pragma("omp parallel if (n > OPT_PARALLEL_MIN)") {                                                            \
+            int64_t lo, hi;                                                                                            \
+            thread_span(n, &lo, &hi);                                                                                  \
+            adamw_span_##T(p + lo, g + lo, m + lo, v + lo, hi - lo, (T)c->decay, (T)c->b1, (T)c->omb1, (T)c->b2,       \
+                           (T)c->omb2, (T)c->neg_step, (T)c->bc2_sqrt, (T)c->eps);                                     \
         }                                                                                                              \
     }
 LT_ADAMW_KERNEL(float, sqrtf)
