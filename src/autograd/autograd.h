@@ -43,6 +43,13 @@ struct lt_node {
 /* Whether input i of n needs a gradient. */
 static inline bool lt__node_needs(const lt_node *n, int i) { return n->inputs[i].fn || n->inputs[i].leaf; }
 
+/* The gradient buffer that input i's gradient may be added to directly, or NULL. Non-NULL only when input i is a
+ * leaf whose gradient already exists, contiguous and of the input's shape and dtype: a parameter, whose gradient is
+ * a view into the flat gradient buffer. A backward that adds its result there itself (a GEMM with beta = 1, an
+ * embedding's scatter-add) leaves gx[i] NULL, and the engine then has nothing left to add: this saves a temporary
+ * the size of the parameter and a pass over it, per parameter and step. */
+lt_tensor *lt__grad_sink(const lt_node *n, int i);
+
 /* When grad mode is on and any input requires grad, creates a node for output `out`, sets out->grad_fn and
  * out->requires_grad, and returns it in *node; otherwise *node = NULL and nothing is recorded. Inputs may contain
  * NULL (an optional argument), which never needs a gradient. */

@@ -190,6 +190,15 @@ static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
     return lt__add_grads(leaf->grad, g, leaf->grad);
 }
 
+lt_tensor *lt__grad_sink(const lt_node *n, int i) {
+    const lt__edge *e = &n->inputs[i];
+    lt_tensor *g = e->leaf && !e->fn ? e->leaf->grad : NULL;
+    if (!g || g->dtype != e->dtype || g->ndim != e->ndim ||
+        memcmp(g->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim) != 0 || !lt__is_contiguous(g))
+        return NULL;
+    return g;
+}
+
 /* A node's gradient is the sum of what its consumers send; the first contribution is kept by reference. */
 static lt_status lt__accumulate_node(lt_node *n, lt_tensor *g) {
     if (!n->grad) {

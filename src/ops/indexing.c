@@ -72,17 +72,19 @@ static lt_status view2(const lt_tensor *t, int64_t rows, int64_t cols, lt_tensor
     return lt__tensor_view_of(t, shape, strides, 2, t->offset, out);
 }
 
-/* Scatter-adds gy's rows into a zeroed [V, C] gradient, in the deterministic order of the backend. */
+/* Scatter-adds gy's rows, in the deterministic order of the backend, into the weight's gradient when it exists (a
+ * parameter: no [V, C] temporary to zero and add) or else into a zeroed [V, C] gradient. */
 static lt_status embedding_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
     const lt_tensor *idx = n->saved[0];
     const lt__edge *ew = &n->inputs[0];
-    lt_tensor *gw, *gc, *g2;
-    LT_TRY(lt_tensor_zeros(ew->shape, 2, ew->dtype, gy->storage->device, &gw));
+    lt_tensor *gw = lt__grad_sink(n, 0), *gc, *g2;
+    if (!gw) {
+        LT_TRY(lt_tensor_zeros(ew->shape, 2, ew->dtype, gy->storage->device, &gw));
+        gx[0] = gw;
+    }
     LT_TRY(lt_contiguous(gy, &gc));
     LT_TRY(view2(gc, lt__numel(idx->shape, idx->ndim), ew->shape[1], &g2));
-    LT_TRY(lt__backend_of(gy)->embedding_backward(g2, idx, gw));
-    gx[0] = gw;
-    return LT_OK;
+    return lt__backend_of(gy)->embedding_backward(g2, idx, gw);
 }
 
 static lt_status embedding_check(const char *fn, const lt_tensor *weight, const lt_tensor *idx) {

@@ -88,11 +88,16 @@ static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx
         LT_TRY(gemm2(gc, w, false, true, 0.0, d2));
         LT_TRY(lt_reshape(d2, ex->shape, ex->ndim, &gx[0]));
     }
-    if (lt__node_needs(n, 1)) { /* dw = x^T @ dy */
+    if (lt__node_needs(n, 1)) { /* dw = x^T @ dy, added straight to w's gradient when it exists (a parameter) */
         const lt_tensor *x2 = n->saved[n->i[0]];
-        int64_t shape[2] = {x2->shape[1], N};
-        LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));
-        LT_TRY(gemm2(x2, gc, true, false, 0.0, gx[1]));
+        lt_tensor *sink = lt__grad_sink(n, 1);
+        if (sink) {
+            LT_TRY(gemm2(x2, gc, true, false, 1.0, sink));
+        } else {
+            int64_t shape[2] = {x2->shape[1], N};
+            LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));
+            LT_TRY(gemm2(x2, gc, true, false, 0.0, gx[1]));
+        }
     }
     if (lt__node_needs(n, 2)) LT_TRY(bias_grad(n, g2, n->inputs[2].dtype, &gx[2])); /* db = dy summed over rows */
     return LT_OK;
