@@ -5,6 +5,7 @@
 #include "cpu/cpu.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 lt_status lt__cpu_fill(lt_tensor *y, double value) {
@@ -80,21 +81,48 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
     return LT_OK;
 }
 
+/* Elements per work item of a Philox draw: even, so that no Box-Muller pair is split between two items. */
+#define PHILOX_CHUNK 8192
+
+/* Word w of the stream through a one-block cache: consecutive words share a 10-round Philox block. */
+typedef struct philox_cursor {
+    uint64_t seed, block;
+    lt__u32x4 words;
+    bool valid;
+} philox_cursor;
+
+static uint32_t philox_next(philox_cursor *c, uint64_t w) {
+    if (!c->valid || c->block != w >> 2) {
+        c->block = w >> 2;
+        c->words = lt__philox_block(c->seed, c->block);
+        c->valid = true;
+    }
+    return c->words.v[w & 3];
+}
+
+/* Element i takes word offset + i (uniform), or the pair of words (offset + 2k, offset + 2k + 1) for i = 2k, 2k + 1
+ * (normal: sin to the first, cos to the second). Each value is a pure function of (seed, offset, i), so work items
+ * run in parallel and the draw is the same for every thread count; each block and each pair is computed once. */
 lt_status lt__cpu_philox(lt_tensor *y, uint64_t seed, uint64_t offset, bool normal) {
-    int64_t n = lt__numel(y->shape, y->ndim);
+    const int64_t n = lt__numel(y->shape, y->ndim);
     char *p = lt__data(y);
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t w = offset + (uint64_t)i;
-        float v;
-        if (normal) { /* Box-Muller pairs words (offset + 2k, offset + 2k + 1): sin goes to the first */
-            uint64_t w0 = offset + ((uint64_t)i & ~(uint64_t)1);
-            float n0, n1;
-            lt__philox_box_muller(lt__philox_word(seed, w0), lt__philox_word(seed, w0 + 1), &n0, &n1);
-            v = (i & 1) ? n1 : n0;
-        } else {
-            v = lt__philox_u01(lt__philox_word(seed, w));
+    const lt_dtype dt = y->dtype;
+#pragma omp parallel for schedule(static) if (n > PHILOX_CHUNK)
+    for (int64_t lo = 0; lo < n; lo += PHILOX_CHUNK) {
+        const int64_t hi = n - lo < PHILOX_CHUNK ? n : lo + PHILOX_CHUNK;
+        philox_cursor c = {.seed = seed};
+        if (!normal) {
+            for (int64_t i = lo; i < hi; i++)
+                lt__store(p, i, dt, lt__philox_u01(philox_next(&c, offset + (uint64_t)i)));
+            continue;
         }
-        lt__store(p, i, y->dtype, v);
+        for (int64_t i = lo; i < hi; i += 2) {
+            const uint32_t x = philox_next(&c, offset + (uint64_t)i), z = philox_next(&c, offset + (uint64_t)i + 1);
+            float n0, n1;
+            lt__philox_box_muller(x, z, &n0, &n1);
+            lt__store(p, i, dt, n0);
+            if (i + 1 < hi) lt__store(p, i + 1, dt, n1);
+        }
     }
     return LT_OK;
 }
