@@ -1,10 +1,12 @@
-/* CPU cross-entropy over a chunk of classifier logits [N, Vp], in place (the reference kernel): each row's loss over
+/* CPU cross-entropy over a chunk of classifier logits [N, Vp], in place: each row's loss over
  * its first V columns and, when asked, the row overwritten with its gradient, so the probabilities exist only once.
  * Rows are independent and run in parallel; nothing is allocated. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Elements below which a call runs on one thread: starting a parallel region costs a few microseconds. */
 #define PAR_MIN_WORK 32768
@@ -16,35 +18,67 @@ static inline int64_t target_at(const lt_tensor *t, int64_t n) {
 
 /* exp of a shifted logit (<= 0): 0 below the smallest normal result, where libm's slow underflow path costs more
  * than the whole rest of the row (logits of a randomly initialised head reach it). */
-static inline float exp0_f32(float d) { return d < -87.0f ? 0.0f : expf(d); }
 static inline double exp0_f64(double d) { return d < -708.0 ? 0.0 : exp(d); }
 
-/* One counted row x of Vp columns with target t: returns logsumexp(x[:V]) - x[t]. With grad it rewrites the row in
+/* The f32 row's exponentials are summed on SUM_LANES double accumulators (added pairwise at the end), so the loop
+ * vectorises with cpu/fastmath.h's exp, which also gives 0 below -87.3 without a slow path. A 50304-wide row went 4x
+ * faster than with libm's expf and one serial double sum. */
+#define SUM_LANES 16
+
+static inline double sum_lanes(const double *a) {
+    double s[SUM_LANES];
+    memcpy(s, a, sizeof s);
+    for (int w = SUM_LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) s[k] += s[k + w];
+    return s[0];
+}
+
+/* Each counted row x of Vp columns with target t: returns logsumexp(x[:V]) - x[t]. With grad it rewrites the row in
  * three passes over L2-resident data: the max; e = exp(x - max) stored in place while summing (in double); then
  * x = e * (scale / sum), minus scale at t, and 0 on the padding columns. */
-#define DEFINE_CLASSIFIER(T, SFX, EXP)                                                                                 \
-    static double row_##SFX(T *x, int64_t V, int64_t Vp, int64_t t, double scale, bool grad) {                         \
-        T m = -INFINITY, xt = x[t];                                                                                    \
-        _Pragma("omp simd reduction(max : m)") for (int64_t c = 0; c < V; c++) m = x[c] > m ? x[c] : m;                \
-        double s = 0.0;                                                                                                \
-        if (!grad) {                                                                                                   \
-            for (int64_t c = 0; c < V; c++) s += EXP(x[c] - m);                                                        \
-            return (double)m + log(s) - (double)xt;                                                                    \
-        }                                                                                                              \
-        for (int64_t c = 0; c < V; c++) {                                                                              \
-            T e = EXP(x[c] - m);                                                                                       \
-            x[c] = e;                                                                                                  \
-            s += e;                                                                                                    \
-        }                                                                                                              \
-        T f = (T)(scale / s);                                                                                          \
-        _Pragma("omp simd") for (int64_t c = 0; c < V; c++) x[c] *= f;                                                 \
-        x[t] -= (T)scale;                                                                                              \
-        for (int64_t c = V; c < Vp; c++) x[c] = 0;                                                                     \
-        return (double)m + log(s) - (double)xt;                                                                        \
+LT_CLONES static double row_f32(float *x, int64_t V, int64_t Vp, int64_t t, double scale, bool grad) {
+    float m = -INFINITY, xt = x[t];
+    _Pragma("omp simd reduction(max : m)") for (int64_t c = 0; c < V; c++) m = x[c] > m ? x[c] : m;
+    double acc[SUM_LANES] = {0};
+    int64_t c = 0;
+    for (; c + SUM_LANES <= V; c += SUM_LANES) _Pragma("omp simd") for (int k = 0; k < SUM_LANES; k++) {
+            const float e = lt__expf(x[c + k] - m);
+            if (grad) x[c + k] = e;
+            acc[k] += e;
+        }
+    for (; c < V; c++) {
+        const float e = lt__expf(x[c] - m);
+        if (grad) x[c] = e;
+        acc[c % SUM_LANES] += e;
     }
+    const double s = sum_lanes(acc);
+    if (grad) {
+        const float f = (float)(scale / s);
+        _Pragma("omp simd") for (int64_t c2 = 0; c2 < V; c2++) x[c2] *= f;
+        x[t] -= (float)scale;
+        for (int64_t c2 = V; c2 < Vp; c2++) x[c2] = 0;
+    }
+    return (double)m + log(s) - (double)xt;
+}
 
-DEFINE_CLASSIFIER(float, f32, exp0_f32)
-DEFINE_CLASSIFIER(double, f64, exp0_f64)
+/* The f64 row, the same passes with libm's exp and one serial sum: the reference that gradient checks lean on. */
+static double row_f64(double *x, int64_t V, int64_t Vp, int64_t t, double scale, bool grad) {
+    double m = -INFINITY, xt = x[t];
+    _Pragma("omp simd reduction(max : m)") for (int64_t c = 0; c < V; c++) m = x[c] > m ? x[c] : m;
+    double s = 0.0;
+    for (int64_t c = 0; c < V; c++) {
+        const double e = exp0_f64(x[c] - m);
+        if (grad) x[c] = e;
+        s += e;
+    }
+    if (grad) {
+        const double f = scale / s;
+        _Pragma("omp simd") for (int64_t c = 0; c < V; c++) x[c] *= f;
+        x[t] -= scale;
+        for (int64_t c = V; c < Vp; c++) x[c] = 0;
+    }
+    return m + log(s) - xt;
+}
 
 static lt_status check_args(const lt_tensor *logits, int64_t V, const lt_tensor *targets, const lt_tensor *loss) {
     static const char *who = "cpu classifier_ce";
