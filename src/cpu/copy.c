@@ -64,7 +64,9 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
         }
         char *d = dp + doff * (int64_t)des;
         const char *s = sp + soff * (int64_t)ses;
-        if (same) {
+        if (same && dsi == 1 && ssi == 1) { /* rows of a transpose's outer dims or a broadcast bias: one move each */
+            memmove(d, s, (size_t)inner * des);
+        } else if (same) {
             for (int64_t i = 0; i < inner; i++) lt__move(d + i * dsi * (int64_t)des, s + i * ssi * (int64_t)ses, des);
         } else if (dst->dtype == LT_F32 && src->dtype == LT_F64) {
             for (int64_t i = 0; i < inner; i++) ((float *)d)[i * dsi] = (float)((const double *)s)[i * ssi];
