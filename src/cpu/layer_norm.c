@@ -4,6 +4,7 @@
  * summed over rows per column block, which needs no atomics and gives the same bits on any number of threads. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #include <math.h>
 
@@ -17,8 +18,8 @@
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
  * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
 #define DEFINE_LAYER_NORM(T, SFX)                                                                                      \
-    static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C, T *sum, T *y,    \
-                             T *mean, T *rstd) {                                                                       \
+    LT_CLONES static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C,        \
+                                       T *sum, T *y, T *mean, T *rstd) {                                               \
         if (res) {                                                                                                     \
             _Pragma("omp simd") for (int64_t c = 0; c < C; c++) sum[c] = x[c] + res[c];                                \
             x = sum;                                                                                                   \
@@ -31,16 +32,20 @@
             v += d * d;                                                                                                \
         }                                                                                                              \
         double r = 1.0 / sqrt(v / (double)C + eps);                                                                    \
-        for (int64_t c = 0; c < C; c++) {                                                                              \
-            double h = ((double)x[c] - mu) * r;                                                                        \
-            if (w) h *= w[c];                                                                                          \
-            if (b) h += b[c];                                                                                          \
-            y[c] = (T)h;                                                                                               \
-        }                                                                                                              \
+        if (w && b) /* the usual case, as its own loop so that it vectorises */                                        \
+            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) y[c] = (T)(((double)x[c] - mu) * r * w[c] + b[c]);     \
+        else                                                                                                           \
+            for (int64_t c = 0; c < C; c++) {                                                                          \
+                double h = ((double)x[c] - mu) * r;                                                                    \
+                if (w) h *= w[c];                                                                                      \
+                if (b) h += b[c];                                                                                      \
+                y[c] = (T)h;                                                                                           \
+            }                                                                                                          \
         *mean = (T)mu;                                                                                                 \
         *rstd = (T)r;                                                                                                  \
     }                                                                                                                  \
-    static void ln_row_bwd_##SFX(const T *x, const T *w, double mu, double r, const T *gy, int64_t C, T *gx) {         \
+    LT_CLONES static void ln_row_bwd_##SFX(const T *x, const T *w, double mu, double r, const T *gy, int64_t C,        \
+                                           T *gx) {                                                                    \
         double sg = 0.0, sgx = 0.0;                                                                                    \
         _Pragma("omp simd reduction(+ : sg, sgx)") for (int64_t c = 0; c < C; c++) {                                   \
             double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
@@ -49,19 +54,19 @@
         }                                                                                                              \
         sg /= (double)C;                                                                                               \
         sgx /= (double)C;                                                                                              \
-        for (int64_t c = 0; c < C; c++) {                                                                              \
+        _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                                                          \
             double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
             gx[c] = (T)(r * (g - sg - ((double)x[c] - mu) * r * sgx));                                                 \
         }                                                                                                              \
     }                                                                                                                  \
-    static void ln_cols_bwd_##SFX(const T *x, const T *mean, const T *rstd, const T *gy, int64_t M, int64_t C,         \
-                                  int64_t c0, int64_t cols, T *gw, T *gb) {                                            \
+    LT_CLONES static void ln_cols_bwd_##SFX(const T *x, const T *mean, const T *rstd, const T *gy, int64_t M,          \
+                                            int64_t C, int64_t c0, int64_t cols, T *gw, T *gb) {                       \
         double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
         for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0.0;                                                        \
         for (int64_t m = 0; m < M; m++) {                                                                              \
             const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                       \
             double mu = mean[m], r = rstd[m];                                                                          \
-            for (int64_t c = 0; c < cols; c++) {                                                                       \
+            _Pragma("omp simd") for (int64_t c = 0; c < cols; c++) {                                                   \
                 aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                   \
                 ab[c] += gr[c];                                                                                        \
             }                                                                                                          \

@@ -3,6 +3,7 @@
  * accumulation depends only on the shapes, never on the thread count, so results repeat bit for bit. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/fastmath.h"
 
 #include <math.h>
 
@@ -64,11 +65,12 @@ typedef struct loops {
         for (int k = 1; k < 8; k++) a[0] = fold_max(a[0], a[k]);                                                       \
         return a[0];                                                                                                   \
     }                                                                                                                  \
-    static void cols_sum_##SFX(double *acc, const char *p, int64_t n, int64_t s, int64_t rs, int k) {                  \
+    LT_CLONES static void cols_sum_##SFX(double *acc, const char *p, int64_t n, int64_t s, int64_t rs, int k) {        \
         const T *x = (const T *)p;                                                                                     \
-        if (k == 4 && s == 1) {                                                                                        \
+        if (k == 4 && s == 1) { /* a bias gradient's rows: forced to vectorise (-O2 alone leaves it scalar) */         \
             const T *x1 = x + rs, *x2 = x + 2 * rs, *x3 = x + 3 * rs;                                                  \
-            for (int64_t j = 0; j < n; j++) acc[j] += ((double)x[j] + x1[j]) + ((double)x2[j] + x3[j]);                \
+            _Pragma("omp simd") for (int64_t j = 0; j < n; j++) acc[j] +=                                              \
+                ((double)x[j] + x1[j]) + ((double)x2[j] + x3[j]);                                                      \
             return;                                                                                                    \
         }                                                                                                              \
         for (int r = 0; r < k; r++)                                                                                    \
