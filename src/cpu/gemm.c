@@ -1,17 +1,20 @@
-/* CPU batched GEMM over OpenBLAS: transposed and strided f32 and f64 operands reach cblas_?gemm as transpose flags and
- * leading dimensions, never as copies; src/ops hands it only layouts that BLAS can read in place.
+/* CPU batched GEMM: f32 products run on libtrain's AVX-512 sgemm where the CPU has it (src/cpu/sgemm.c), the rest on
+ * OpenBLAS. Transposed and strided f32 and f64 operands reach them as transpose flags and leading dimensions, never
+ * as copies; src/ops hands it only layouts that BLAS can read in place.
  *
  * bf16 (a and b bf16, c f32 or bf16) is the reference for the GPU's mixed precision: OpenBLAS has no bf16 GEMM that
  * every build provides, so the operands are widened to f32 (exactly: a bf16 is an f32 with the low 16 bits zero) into
- * packed temporaries, one matrix per batch (one in all for a batch stride of 0), and cblas_sgemm accumulates in f32.
+ * packed temporaries, one matrix per batch (one in all for a batch stride of 0), and an f32 GEMM accumulates in f32.
  * A bf16 c goes through an f32 temporary too (read when beta != 0) and is rounded to nearest even once, at the end.
  * That path allocates: 4 bytes per element of a, b (and a bf16 c), freed before it returns. */
 #include "core/error.h"
 #include "cpu/cpu.h"
+#include "cpu/sgemm.h"
 
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,15 +47,41 @@ static void scale_c(lt_tensor *c, int64_t n, double beta) {
     }
 }
 
+/* f32 products of at least this many multiply-adds go to libtrain's own AVX-512 sgemm (src/cpu/sgemm.c) when the CPU
+ * has AVX-512 and alpha is 1; smaller ones stay with OpenBLAS. On a 2-core Zen 4 the own kernel matched OpenBLAS's
+ * AVX-512 kernel on the gpt2-124M step's shapes and beat it by 9-48% on the small config's (bench/sgemm.c); it also
+ * keeps its speed where OPENBLAS_CORETYPE forces OpenBLAS onto its AVX2 kernel. */
+#define LT_SGEMM_OWN_MIN_MNK 262144
+
+/* LIBTRAIN_SGEMM=openblas sends every product to OpenBLAS: an escape hatch, and the other side of an A/B timing. */
+static bool own_sgemm_enabled(void) {
+    static _Atomic int enabled = -1; /* read once; threads that race compute the same value */
+    int v = atomic_load_explicit(&enabled, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("LIBTRAIN_SGEMM");
+        v = !(e && strcmp(e, "openblas") == 0) && lt__sgemm_avx512_available();
+        atomic_store_explicit(&enabled, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static bool use_own_sgemm(double alpha, int64_t m, int64_t n, int64_t k) {
+    return alpha == 1 && m * n * k >= LT_SGEMM_OWN_MIN_MNK && own_sgemm_enabled();
+}
+
 /* One cblas_?gemm's arguments, shared by every batch. */
 typedef struct gemm_call {
     bool f32;
+    bool own; /* f32 through lt__sgemm_avx512; OpenBLAS only if that fails (no memory for its packing buffer) */
     enum CBLAS_TRANSPOSE fa, fb;
     int m, n, k, lda, ldb;
     double alpha, beta;
 } gemm_call;
 
 static void gemm_one(const gemm_call *g, const void *a, const void *b, void *c) {
+    if (g->own && lt__sgemm_avx512(g->fa == CblasTrans, g->fb == CblasTrans, g->m, g->n, g->k, a, g->lda, b, g->ldb,
+                                   (float)g->beta, c, g->n))
+        return;
     if (g->f32)
         cblas_sgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, (float)g->alpha, a, g->lda, b, g->ldb,
                     (float)g->beta, c, g->n);
@@ -119,6 +148,7 @@ static lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool
     /* the packed copies are row-major [rows, cols]: op's flag alone decides the transpose, ld is cols */
     gemm_call g = {
         .f32 = true,
+        .own = use_own_sgemm(alpha, m, n, k),
         .fa = ta ? CblasTrans : CblasNoTrans,
         .fb = tb ? CblasTrans : CblasNoTrans,
         .m = (int)m,
@@ -156,6 +186,7 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
     /* op(stored) = stored^T when ta; a column-major layout is itself a transpose, so the two flips cancel. */
     gemm_call g = {
         .f32 = c->dtype == LT_F32,
+        .own = c->dtype == LT_F32 && use_own_sgemm(alpha, m, n, k),
         .fa = (ta != la.colmajor) ? CblasTrans : CblasNoTrans,
         .fb = (tb != lb.colmajor) ? CblasTrans : CblasNoTrans,
         .m = (int)m,

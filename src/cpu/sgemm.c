@@ -1,0 +1,422 @@
+/* Row-major f32 GEMM for AVX-512 (x86-64-v4), BLIS-style, for the training step's shapes on Zen 4 (see sgemm.h).
+ *
+ * Micro-kernel: a 12 x 32 tile of c in 24 zmm accumulators. Each k step loads one 32-float row of the packed b
+ * micro-panel (two zmm) and broadcasts 12 values of the packed a micro-panel, 24 FMAs. Edge tiles: 1..11-row
+ * instantiations of the same code, and masked loads/stores for a last tile narrower than 32 columns (packed b is
+ * zero-filled there), so nothing outside the matrices is read or written.
+ *
+ * Blocking, per thread (loops outermost first):
+ *   jc: the thread's columns in blocks of nc <= NC_MAX (multiple of 32),
+ *   pc: k in blocks of kc <= KC_MAX: b[pc:pc+kc, jc:jc+nc] is packed into 32-column micro-panels (kc x nc floats,
+ *       <= 720 KiB: stays in the core's 1 MiB L2),
+ *   ic: rows in steps of 12: a[ic:ic+12, pc:pc+kc] is packed k-major (kc x 12 floats, <= 18 KiB: stays in L1)
+ *   jr: the micro-kernel over the nc/32 micro-panels of b, which stream from L2 (prefetched 8 k steps ahead).
+ * The k blocks are the same ones (balanced, from k alone) whatever the threads, and each c element is summed in k
+ * order inside a block, the blocks added to c in order: the result does not depend on the thread count.
+ *
+ * Threading: the calling thread's OpenMP team splits the larger of m and n into contiguous runs of whole tiles, one
+ * per thread; each thread packs its own b and a (no shared buffers, no barriers after the start). Splitting n
+ * duplicates the packing of a (m x k per nc block), splitting m that of b, a few % of the FLOPs at worst.
+ *
+ * Memory: one 64-byte-aligned buffer per thread, allocated on its first call and kept until the thread exits
+ * (pthread key destructor). If any thread of the team cannot get one, no thread touches c and the call returns false.
+ */
+#include "sgemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LT_SGEMM_X86 1
+#include <immintrin.h>
+#define LT_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define LT_INLINE static inline __attribute__((always_inline))
+#endif
+
+bool lt__sgemm_avx512_available(void) {
+#ifdef LT_SGEMM_X86
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd");
+#else
+    return false;
+#endif
+}
+
+#ifdef LT_SGEMM_X86
+
+#define MR 12
+#define NR 32
+#ifndef KC_MAX /* (overridable, for tuning) */
+#define KC_MAX 384
+#endif
+#ifndef NC_MAX
+#define NC_MAX 480
+#endif
+/* k steps ahead of the b micro-panel that the kernel prefetches (8 x 128 bytes) */
+#ifndef PF_STEPS
+#define PF_STEPS 8
+#endif
+/* Multiply-adds below which a call stays on the calling thread (a parallel region costs a few microseconds). */
+#define PAR_MIN_MNK 524288.0
+/* rows ahead that pack_b_n prefetches */
+#ifndef PF_ROWS
+#define PF_ROWS 4
+#endif
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
+#define BUF_FLOATS ((size_t)KC_MAX * NC_MAX + (size_t)KC_MAX * MR + 64)
+
+enum { C_STORE, C_ADD, C_BETA };
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* ---- Per-thread packing buffer ---- */
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static bool buf_key_ok;
+
+static void buf_key_make(void) { buf_key_ok = pthread_key_create(&buf_key, free) == 0; }
+
+static float *thread_buf(void) {
+    pthread_once(&buf_once, buf_key_make);
+    if (!buf_key_ok) return NULL;
+    float *p = pthread_getspecific(buf_key);
+    if (p) return p;
+    void *q = NULL;
+    if (posix_memalign(&q, 64, BUF_FLOATS * sizeof(float)) != 0) return NULL;
+    if (pthread_setspecific(buf_key, q) != 0) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* ---- Micro-kernel ---- */
+
+static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* One k step of the tile: rows r < mr of (x0 | x1) += ap[r] * the 32 floats at bp. */
+LT_AVX512 LT_INLINE void kstep(const int mr, const float *restrict ap, const float *restrict bp, __m512 *x0,
+                               __m512 *x1) {
+    __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < mr; r++) {
+        __m512 av = _mm512_set1_ps(ap[r]);
+        x0[r] = _mm512_fmadd_ps(av, b0, x0[r]);
+        x1[r] = _mm512_fmadd_ps(av, b1, x1[r]);
+    }
+}
+
+/* c[0:mr, 0:32 masked by m0|m1] (=|+=) ap (kc x MR, k-major) * bp (kc x NR). */
+LT_AVX512 LT_INLINE void tile(const int mr, int64_t kc, const float *restrict ap, const float *restrict bp,
+                              float *restrict c, int64_t ldc, __mmask16 m0, __mmask16 m1, int mode, float beta) {
+    __m512 x0[MR], x1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < mr; r++) {
+        x0[r] = _mm512_setzero_ps();
+        x1[r] = _mm512_setzero_ps();
+    }
+    int64_t p = 0, kmain = kc > 24 ? kc - 24 : 0;
+#pragma GCC unroll 4
+    for (; p < kmain; p++) {
+        _mm_prefetch((const char *)(bp + PF_STEPS * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + PF_STEPS * NR + 16), _MM_HINT_T0);
+        kstep(mr, ap, bp, x0, x1);
+        ap += MR;
+        bp += NR;
+    }
+    /* the c tile, for the update below (prefetches never fault, so the rows past a narrow tile's end are fine) */
+#pragma GCC unroll 12
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
+    }
+#pragma GCC unroll 4
+    for (; p < kc; p++) {
+        kstep(mr, ap, bp, x0, x1);
+        ap += MR;
+        bp += NR;
+    }
+    if (mode == C_STORE) {
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++) {
+            _mm512_mask_storeu_ps(c + r * ldc, m0, x0[r]);
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, x1[r]);
+        }
+    } else if (mode == C_ADD) {
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc;
+            _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), x0[r]));
+            _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), x1[r]));
+        }
+    } else {
+        __m512 bv = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc;
+            _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), bv, x0[r]));
+            _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), bv, x1[r]));
+        }
+    }
+}
+
+typedef void (*tile_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, __mmask16 m0, __mmask16 m1,
+                        int mode, float beta);
+#define DEFINE_TILE(R)                                                                                                 \
+    LT_AVX512 static void tile_##R(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, __mmask16 m0,  \
+                                   __mmask16 m1, int mode, float beta) {                                               \
+        tile(R, kc, ap, bp, c, ldc, m0, m1, mode, beta);                                                               \
+    }
+DEFINE_TILE(1)
+DEFINE_TILE(2)
+DEFINE_TILE(3)
+DEFINE_TILE(4)
+DEFINE_TILE(5)
+DEFINE_TILE(6)
+DEFINE_TILE(7)
+DEFINE_TILE(8)
+DEFINE_TILE(9)
+DEFINE_TILE(10)
+DEFINE_TILE(11)
+DEFINE_TILE(12)
+static const tile_fn tiles[MR + 1] = {NULL,   tile_1, tile_2, tile_3,  tile_4,  tile_5, tile_6,
+                                      tile_7, tile_8, tile_9, tile_10, tile_11, tile_12};
+
+/* ---- Packing ---- */
+
+/* Transposes the 16 x 16 block r in place (r[i] lane j <-> r[j] lane i). */
+LT_AVX512 LT_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 16; i += 8) {
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+    }
+}
+
+/* Loads rows [0, rows) of 16 floats (the first np of each; rows >= `rows` and lanes >= np are zero) lying ld apart
+ * from src, transposes, and stores output row i (i < np) with mask `keep` at dst + i * dstride. */
+LT_AVX512 LT_INLINE void transpose_block(const float *src, int64_t ld, int rows, int64_t np, float *dst,
+                                         int64_t dstride, __mmask16 keep) {
+    __m512 r[16];
+    __mmask16 lm = lanes(np);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
+    transpose16(r);
+    if (np == 16) {
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
+    } else {
+        for (int i = 0; i < np; i++) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
+    }
+}
+
+/* a micro-panel, op(a) = a: rows [0, mr) of a (contiguous in k, lda apart), k in [0, kc) -> ap[p * MR + r]. */
+LT_AVX512 static void pack_a_n(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
+    for (int64_t p0 = 0; p0 < kc; p0 += 16)
+        transpose_block(a + p0, lda, mr, min64(16, kc - p0), ap + p0 * MR, MR, (__mmask16)0x0FFF);
+}
+
+/* a micro-panel, op(a) = a^T: a holds op(a)'s columns as rows, so each k gives mr contiguous values. */
+LT_AVX512 static void pack_a_t(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
+    __mmask16 lm = lanes(mr);
+    for (int64_t p = 0; p < kc; p++)
+        _mm512_mask_storeu_ps(ap + p * MR, (__mmask16)0x0FFF, _mm512_maskz_loadu_ps(lm, a + p * lda));
+}
+
+/* b block, op(b) = b: kc rows of nc contiguous values, ldb apart -> 32-column micro-panels bp[jr * kc + p * NR + j],
+ * zero past nc. */
+LT_AVX512 static void pack_b_n(const float *b, int64_t ldb, int64_t kc, int64_t nc, float *bp) {
+    for (int64_t p = 0; p < kc; p++) {
+        const float *src = b + p * ldb;
+        /* the rows lie ldb apart, each a short run: fetch PF_ROWS rows ahead rather than wait for the hardware
+         * prefetcher to find each new run */
+        if (p + PF_ROWS < kc)
+            for (int64_t j = 0; j < nc; j += 16) _mm_prefetch((const char *)(src + PF_ROWS * ldb + j), PF_HINT);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+            float *dst = bp + jr * kc + p * NR;
+            if (nc - jr >= NR) {
+                _mm512_store_ps(dst, _mm512_loadu_ps(src + jr));
+                _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + jr + 16));
+            } else {
+                _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nc - jr), src + jr));
+                _mm512_store_ps(dst + 16,
+                                _mm512_maskz_loadu_ps(lanes(nc - jr - 16 > 0 ? nc - jr - 16 : 0), src + jr + 16));
+            }
+        }
+    }
+}
+
+/* b block, op(b) = b^T: b holds op(b)'s columns as rows (contiguous in k): 16 x 16 transposes. */
+LT_AVX512 static void pack_b_t(const float *b, int64_t ldb, int64_t kc, int64_t nc, float *bp) {
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        for (int h = 0; h < NR; h += 16) {
+            int64_t rows = min64(16, nc - jr - h);
+            float *dst = bp + jr * kc + h;
+            if (rows <= 0) {
+                for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR, _mm512_setzero_ps());
+                continue;
+            }
+            const float *src = b + (jr + h) * ldb;
+            for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+                /* the next 16 x 16 block's rows (the next block of columns) */
+                if (p0 + 16 < kc)
+                    for (int64_t i = 0; i < rows; i++)
+                        _mm_prefetch((const char *)(src + i * ldb + p0 + 16), _MM_HINT_T0);
+                transpose_block(src + p0, ldb, (int)rows, min64(16, kc - p0), dst + p0 * NR, NR, (__mmask16)0xFFFF);
+            }
+        }
+    }
+}
+
+/* ---- Driver ---- */
+
+typedef struct sgemm_args {
+    bool ta, tb, split_n;
+    int64_t m, n, k, lda, ldb, ldc;
+    const float *a, *b;
+    float *c;
+    float beta;
+} sgemm_args;
+
+/* Thread tid of nth: its share of the tiles, start to end. buf holds BUF_FLOATS floats, 64-byte aligned. */
+LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float *buf) {
+    int64_t m0 = 0, m1 = g->m, n0 = 0, n1 = g->n;
+    if (g->split_n) {
+        int64_t panels = cdiv(g->n, NR);
+        n0 = panels * tid / nth * NR;
+        n1 = min64(g->n, panels * (tid + 1) / nth * NR);
+    } else {
+        int64_t panels = cdiv(g->m, MR);
+        m0 = panels * tid / nth * MR;
+        m1 = min64(g->m, panels * (tid + 1) / nth * MR);
+    }
+    if (m0 >= m1 || n0 >= n1) return;
+    int64_t ncb = cdiv(cdiv(n1 - n0, cdiv(n1 - n0, NC_MAX)), NR) * NR;
+    int64_t kcb = cdiv(g->k, cdiv(g->k, KC_MAX));
+    float *bp = buf, *ap = buf + (size_t)KC_MAX * NC_MAX;
+    for (int64_t jc = n0; jc < n1; jc += ncb) {
+        int64_t nc = min64(ncb, n1 - jc);
+        for (int64_t pc = 0; pc < g->k; pc += kcb) {
+            int64_t kc = min64(kcb, g->k - pc);
+            if (g->tb)
+                pack_b_t(g->b + jc * g->ldb + pc, g->ldb, kc, nc, bp);
+            else
+                pack_b_n(g->b + pc * g->ldb + jc, g->ldb, kc, nc, bp);
+            int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
+            for (int64_t ic = m0; ic < m1; ic += MR) {
+                int mr = (int)min64(MR, m1 - ic);
+                if (g->ta)
+                    pack_a_t(g->a + pc * g->lda + ic, g->lda, mr, kc, ap);
+                else
+                    pack_a_n(g->a + ic * g->lda + pc, g->lda, mr, kc, ap);
+                tile_fn fn = tiles[mr];
+                float *crow = g->c + ic * g->ldc + jc;
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = nc - jr;
+                    __mmask16 k0 = lanes(nr), k1 = lanes(nr > 16 ? nr - 16 : 0);
+                    fn(kc, ap, bp + jr * kc, crow + jr, g->ldc, k0, k1, mode, g->beta);
+                }
+            }
+        }
+    }
+}
+
+/* c = beta c, for k == 0 (beta == 0 writes zeros without reading). */
+static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
+    for (int64_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f)
+            memset(row, 0, (size_t)n * sizeof(float));
+        else if (beta != 1.0f)
+            for (int64_t j = 0; j < n; j++) row[j] *= beta;
+    }
+}
+
+bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (!lt__sgemm_avx512_available()) return false;
+    if (m <= 0 || n <= 0) return true;
+    if (k <= 0) {
+        scale_c(m, n, beta, c, ldc);
+        return true;
+    }
+    sgemm_args g = {.ta = ta,
+                    .tb = tb,
+                    .split_n = n >= m,
+                    .m = m,
+                    .n = n,
+                    .k = k,
+                    .lda = lda,
+                    .ldb = ldb,
+                    .ldc = ldc,
+                    .a = a,
+                    .b = b,
+                    .c = c,
+                    .beta = beta};
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && (double)m * (double)n * (double)k >= PAR_MIN_MNK) nt = omp_get_max_threads();
+#endif
+    int64_t panels = g.split_n ? cdiv(n, NR) : cdiv(m, MR);
+    if (nt > panels) nt = (int)panels;
+    if (nt <= 1) {
+        float *buf = thread_buf();
+        if (!buf) return false;
+        sgemm_worker(&g, 0, 1, buf);
+        return true;
+    }
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = thread_buf();
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int f;
+#pragma omp atomic read
+        f = failed;
+        if (!f) sgemm_worker(&g, omp_get_thread_num(), omp_get_num_threads(), buf);
+    }
+#endif
+    return !failed;
+}
+
+#else /* not x86-64 GCC/Clang */
+
+bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc) {
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)c,
+        (void)ldc;
+    return false;
+}
+
+#endif

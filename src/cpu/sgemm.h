@@ -1,0 +1,21 @@
+/* Row-major single-precision GEMM for AVX-512 CPUs (src/cpu/sgemm.c): the f32 path of lt__cpu_gemm can call it in
+ * place of cblas_sgemm. Self-contained (no libtrain headers), so tests and benchmarks can compile it in. */
+#ifndef LT_CPU_SGEMM_H
+#define LT_CPU_SGEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* True when this CPU runs the AVX-512 kernel (x86-64-v4: AVX-512 F, VL, BW, DQ, CD). */
+bool lt__sgemm_avx512_available(void);
+
+/* c[m x n] = op(a) op(b) + beta c, row-major like cblas_sgemm(CblasRowMajor, ...) with alpha = 1: op(a) is m x k
+ * (a stored k x m when ta), op(b) is k x n (b stored n x k when tb); lda, ldb, ldc are the stored row lengths.
+ * beta == 0 never reads c (it may hold NaN). Each element of c is summed in an order that depends only on k, so the
+ * result is bitwise the same whatever the thread count. Runs on the calling thread's OpenMP team (one thread inside
+ * a parallel region). Returns false, with c untouched, when the CPU lacks AVX-512 or a thread's packing buffer
+ * (about 740 KiB, allocated once per thread and kept) cannot be allocated: the caller then falls back to BLAS. */
+bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                      int64_t ldb, float beta, float *c, int64_t ldc);
+
+#endif

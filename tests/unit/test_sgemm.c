@@ -1,0 +1,242 @@
+/* The AVX-512 sgemm (src/cpu/sgemm.c) against an f64 reference: all four transpose combinations, beta 0 (c filled
+ * with NaN beforehand) and 1 and 0.5, edge sizes in each of m, n, k (and k = 0), leading dimensions wider than the
+ * rows (the gaps must stay untouched), operands allocated to their exact extent (so AddressSanitizer sees any read
+ * past them), and 1, 2 and 3 threads giving bitwise the same c. The kernel's symbols are internal to libtrain.so,
+ * so the test compiles sgemm.c in; its threads here are pthreads running the per-thread worker that the library's
+ * OpenMP team runs. Skips (77) on a CPU without AVX-512. */
+#include "test.h"
+
+#include "../../src/cpu/sgemm.c"
+
+#include <pthread.h>
+
+#ifdef LT_SGEMM_X86
+
+/* A matrix of rows x cols with row length ld >= cols, allocated to exactly (rows - 1) * ld + cols floats. */
+static float *mat(int64_t rows, int64_t cols, int64_t ld, double lo, double hi) {
+    size_t len = rows > 0 && cols > 0 ? (size_t)((rows - 1) * ld + cols) : 1;
+    float *p = malloc(len * sizeof(float));
+    for (size_t i = 0; i < len; i++) p[i] = (float)tt_uniform(lo, hi);
+    return p;
+}
+
+static double elem(const float *x, int64_t ld, bool t, int64_t i, int64_t j) {
+    return t ? x[j * ld + i] : x[i * ld + j];
+}
+
+/* Sizes where [i][j] of the stored matrix: op(a) m x k is stored m x k (k x m when ta). */
+typedef struct shape {
+    bool ta, tb;
+    int64_t m, n, k;
+    int64_t pad; /* extra row length for a, b and c */
+    float beta;
+} shape;
+
+static int64_t lda_of(const shape *s) { return (s->ta ? s->m : s->k) + s->pad; }
+static int64_t ldb_of(const shape *s) { return (s->tb ? s->k : s->n) + s->pad; }
+static int64_t ldc_of(const shape *s) { return s->n + s->pad; }
+
+/* One product against the f64 reference. Returns false (and prints) on a mismatch. */
+static bool check_shape(const shape *s) {
+    int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = ldc_of(s);
+    float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
+    float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
+    float *c = mat(s->m, s->n, ldc, -1, 1);
+    size_t clen = s->m > 0 && s->n > 0 ? (size_t)((s->m - 1) * ldc + s->n) : 1;
+    float *c0 = malloc(clen * sizeof(float));
+    /* the row gaps hold a sentinel that must survive; beta == 0 must not read c: NaN there */
+    for (int64_t i = 0; i < s->m; i++)
+        for (int64_t j = 0; j < ldc && i * ldc + j < (int64_t)clen; j++)
+            if (j >= s->n)
+                c[i * ldc + j] = -12345.0f;
+            else if (s->beta == 0.0f)
+                c[i * ldc + j] = NAN;
+    memcpy(c0, c, clen * sizeof(float));
+    bool ok = lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c, ldc);
+    if (!ok) fprintf(stderr, "lt__sgemm_avx512 returned false\n");
+    for (int64_t i = 0; ok && i < s->m; i++) {
+        for (int64_t j = 0; ok && j < ldc && i * ldc + j < (int64_t)clen; j++) {
+            float got = c[i * ldc + j];
+            if (j >= s->n) {
+                if (got != -12345.0f) {
+                    fprintf(stderr, "gap [%lld][%lld] written: %g\n", (long long)i, (long long)j, got);
+                    ok = false;
+                }
+                continue;
+            }
+            double ref = 0, mag = 0;
+            for (int64_t p = 0; p < s->k; p++) {
+                double t = elem(a, lda, s->ta, i, p) * elem(b, ldb, s->tb, p, j);
+                ref += t;
+                mag += fabs(t);
+            }
+            if (s->beta != 0.0f) {
+                ref += (double)s->beta * c0[i * ldc + j];
+                mag += fabs((double)s->beta * c0[i * ldc + j]);
+            }
+            double tol = (double)(s->k + 2) * 0x1p-23 * mag + 1e-30;
+            if (!(fabs(got - ref) <= tol)) {
+                fprintf(stderr, "[%lld][%lld] = %.9g, expected %.9g (tol %.3g)\n", (long long)i, (long long)j, got, ref,
+                        tol);
+                ok = false;
+            }
+        }
+    }
+    if (!ok)
+        fprintf(stderr, "  in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N', s->tb ? 'T' : 'N',
+                (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta);
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+    return ok;
+}
+
+static const int64_t edge_sizes[] = {1, 2, 7, 15, 17, 31, 33, 63, 65, 255, 257};
+#define N_EDGE ((int)(sizeof edge_sizes / sizeof edge_sizes[0]))
+
+/* Each edge size in each of m, n, k, the other two moderate, for all transposes and betas. */
+static void test_edges(void) {
+    const float betas[] = {0.0f, 1.0f, 0.5f};
+    for (int t = 0; t < 4; t++)
+        for (int bi = 0; bi < 3; bi++)
+            for (int dim = 0; dim < 3; dim++)
+                for (int e = 0; e < N_EDGE; e++) {
+                    int64_t v[3] = {37, 45, 29};
+                    v[dim] = edge_sizes[e];
+                    shape s = {t & 1, t >> 1, v[0], v[1], v[2], (e + dim) % 3 == 0 ? 0 : 3 + e, betas[bi]};
+                    CHECK(check_shape(&s));
+                }
+}
+
+/* All combinations of a few edge sizes (fewer, to keep the f64 reference quick). */
+static void test_combinations(void) {
+    const int64_t sz[] = {1, 7, 17, 33, 65};
+    int i = 0;
+    for (int t = 0; t < 4; t++)
+        for (int mi = 0; mi < 5; mi++)
+            for (int ni = 0; ni < 5; ni++)
+                for (int ki = 0; ki < 5; ki++, i++) {
+                    shape s = {t & 1, t >> 1, sz[mi], sz[ni], sz[ki], i % 2 ? 5 : 0, i % 3 == 0 ? 0.0f : 1.0f};
+                    CHECK(check_shape(&s));
+                }
+}
+
+/* k = 0: c = beta c, and beta == 0 writes zeros over NaN. */
+static void test_k0(void) {
+    for (int t = 0; t < 4; t++) {
+        shape s0 = {t & 1, t >> 1, 17, 33, 0, 2, 0.0f}, s1 = {t & 1, t >> 1, 17, 33, 0, 0, 1.0f};
+        CHECK(check_shape(&s0));
+        CHECK(check_shape(&s1));
+    }
+}
+
+/* Past the blocking: several k blocks (KC_MAX = 384) and n blocks (NC_MAX = 480), and m and n not multiples of the
+ * tile, with the last k block shorter. */
+static void test_blocks(void) {
+    const shape shapes[] = {
+        {false, false, 257, 1000, 800, 0, 1.0f}, {false, true, 100, 993, 769, 3, 0.0f},
+        {true, false, 513, 97, 385, 0, 0.0f},    {true, true, 61, 515, 1153, 1, 1.0f},
+        {false, false, 256, 768, 768, 0, 0.0f},  {true, false, 768, 256, 256, 0, 1.0f},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) CHECK(check_shape(&shapes[i]));
+}
+
+/* ---- Threads: the same c bitwise from 1, 2 and 3 workers, splitting n and splitting m ---- */
+
+typedef struct worker_job {
+    const sgemm_args *g;
+    int tid, nth;
+    bool ok;
+} worker_job;
+
+static void *run_worker(void *arg) {
+    worker_job *j = arg;
+    float *buf = thread_buf();
+    j->ok = buf != NULL;
+    if (buf) sgemm_worker(j->g, j->tid, j->nth, buf);
+    return NULL;
+}
+
+/* Runs g on nth pthreads (as the OpenMP team would). */
+static bool run_threads(const sgemm_args *g, int nth) {
+    pthread_t th[4];
+    worker_job jobs[4];
+    bool ok = true;
+    for (int i = 0; i < nth; i++) {
+        jobs[i] = (worker_job){g, i, nth, false};
+        if (pthread_create(&th[i], NULL, run_worker, &jobs[i]) != 0) return false;
+    }
+    for (int i = 0; i < nth; i++) {
+        pthread_join(th[i], NULL);
+        ok = ok && jobs[i].ok;
+    }
+    return ok;
+}
+
+static void test_threads_bitwise(void) {
+    const shape shapes[] = {
+        {false, false, 256, 768, 800, 0, 0.0f}, /* split n */
+        {true, false, 700, 130, 256, 2, 1.0f},  /* split m, TN */
+        {false, true, 97, 450, 385, 0, 0.0f},   /* split n, NT, edges */
+        {true, true, 301, 77, 100, 1, 1.0f},    /* split m, TT */
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const shape *s = &shapes[si];
+        int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = ldc_of(s);
+        float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
+        float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
+        float *c0 = mat(s->m, s->n, ldc, -1, 1);
+        size_t clen = (size_t)((s->m - 1) * ldc + s->n);
+        float *c[4];
+        for (int nth = 1; nth <= 3; nth++) {
+            c[nth] = malloc(clen * sizeof(float));
+            memcpy(c[nth], c0, clen * sizeof(float));
+            sgemm_args g = {.ta = s->ta,
+                            .tb = s->tb,
+                            .split_n = s->n >= s->m,
+                            .m = s->m,
+                            .n = s->n,
+                            .k = s->k,
+                            .lda = lda,
+                            .ldb = ldb,
+                            .ldc = ldc,
+                            .a = a,
+                            .b = b,
+                            .c = c[nth],
+                            .beta = s->beta};
+            CHECK(run_threads(&g, nth));
+        }
+        CHECK(memcmp(c[1], c[2], clen * sizeof(float)) == 0);
+        CHECK(memcmp(c[1], c[3], clen * sizeof(float)) == 0);
+        /* and the entry point (one thread in this build) gives the same */
+        memcpy(c[2], c0, clen * sizeof(float));
+        CHECK(lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c[2], ldc));
+        CHECK(memcmp(c[1], c[2], clen * sizeof(float)) == 0);
+        for (int nth = 1; nth <= 3; nth++) free(c[nth]);
+        free(a);
+        free(b);
+        free(c0);
+    }
+}
+
+#endif
+
+int main(void) {
+#ifdef LT_SGEMM_X86
+    if (!lt__sgemm_avx512_available()) {
+        printf("SKIP: this CPU lacks AVX-512\n");
+        return 77;
+    }
+    tt_seed(20240611);
+    RUN(test_edges);
+    RUN(test_combinations);
+    RUN(test_k0);
+    RUN(test_blocks);
+    RUN(test_threads_bitwise);
+    return tt_finish();
+#else
+    printf("SKIP: the AVX-512 sgemm is x86-64 only\n");
+    return 77;
+#endif
+}
