@@ -138,9 +138,10 @@ static void test_large_scores(void) {
 }
 
 /* The same results, bit for bit, on 1 thread and on several (each output is summed in a fixed order). */
-static void test_thread_independence(void) {
-    tt_seed(56);
-    int64_t xs[3] = {2, 150, 3 * 64}, ys[3] = {2, 150, 64};
+/* y and the qkv gradient on 1 and on 3 threads, bitwise. B x H = 8 heads split by head; one head alone (B = H = 1)
+ * makes the forward cut the head into chunks of queries, its other parallel split. */
+static void check_thread_independence(int64_t B, int64_t T, int heads) {
+    int64_t C = 64 * heads, xs[3] = {B, T, 3 * C}, ys[3] = {B, T, C};
     lt_tensor *qkv = tt_rand(xs, 3, LT_F32, -1, 1), *gy = tt_rand(ys, 3, LT_F32, -1, 1);
     CHECK_OK(lt_tensor_set_requires_grad(qkv, true));
     int saved = lt_get_num_threads();
@@ -149,16 +150,22 @@ static void test_thread_independence(void) {
         lt_tensor *y = NULL, *g = NULL;
         CHECK_OK(lt_set_num_threads(r == 0 ? 1 : 3));
         CHECK_OK(lt_tensor_zero_grad(qkv));
-        CHECK_OK(lt_attention(qkv, 4, &y));
+        CHECK_OK(lt_attention(qkv, heads, &y));
         CHECK_OK(lt_backward_grad(y, gy));
         CHECK_OK(lt_tensor_grad(qkv, &g));
         vals[r][0] = tt_values(y);
         vals[r][1] = tt_values(g);
     }
     lt_set_num_threads(saved);
-    CHECK(memcmp(vals[0][0], vals[1][0], sizeof(double) * 2 * 150 * 64) == 0);
-    CHECK(memcmp(vals[0][1], vals[1][1], sizeof(double) * 2 * 150 * 192) == 0);
+    CHECK(memcmp(vals[0][0], vals[1][0], sizeof(double) * (size_t)(B * T * C)) == 0);
+    CHECK(memcmp(vals[0][1], vals[1][1], sizeof(double) * (size_t)(B * T * 3 * C)) == 0);
     for (int r = 0; r < 2; r++) free(vals[r][0]), free(vals[r][1]);
+}
+
+static void test_thread_independence(void) {
+    tt_seed(56);
+    check_thread_independence(2, 150, 4);
+    check_thread_independence(1, 300, 1);
 }
 
 static lt_status attention_fn(void *ctx, lt_tensor **in, lt_tensor **out) {
