@@ -3,21 +3,12 @@
  * Usage: attention_cpu [--threads N] [--reps N] [--f64] [B T H hs]   (OMP_NUM_THREADS also sets the thread count) */
 #include <libtrain/libtrain.h>
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define TRY(expr)                                                                                                      \
     do {                                                                                                               \
@@ -40,22 +31,20 @@ static void time_shape(int64_t B, int64_t T, int64_t H, int64_t hs, lt_dtype dt,
         TRY(lt_scope_begin());
         lt_tensor *y;
         lt_no_grad_begin();
-        double t0 = now();
+        double t0 = bench_now();
         TRY(lt_attention(qkv, (int)H, &y));
-        double t1 = now();
+        double t1 = bench_now();
         lt_no_grad_end();
         TRY(lt_tensor_zero_grad(qkv));
-        double t2 = now();
+        double t2 = bench_now();
         TRY(lt_attention(qkv, (int)H, &y));
         TRY(lt_backward_grad(y, gy));
-        double t3 = now();
+        double t3 = bench_now();
         TRY(lt_scope_end());
         if (r >= 0) tf[r] = 1e3 * (t1 - t0), tb[r] = 1e3 * (t3 - t2);
     }
-    qsort(tf, (size_t)reps, sizeof(double), cmp_double);
-    qsort(tb, (size_t)reps, sizeof(double), cmp_double);
-    *fwd = tf[reps / 2];
-    *both = tb[reps / 2];
+    *fwd = bench_median(tf, reps);
+    *both = bench_median(tb, reps);
     free(tf);
     free(tb);
     lt_tensor_release(qkv);

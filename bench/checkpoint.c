@@ -3,35 +3,31 @@
  * Usage: checkpoint [--dir DIR] [--data SHARD_OR_TEXT] [--layers N] [--embd N] [--heads N] */
 #include <libtrain/libtrain.h>
 
+#include "bench.h"
+
 #include "../examples/options.h"
 
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Writes n bytes of buf to path with fwrite, then fsync; returns seconds, or -1 on an I/O error. */
 static double raw_write(const char *path, const void *buf, size_t n) {
-    double t0 = now();
+    double t0 = bench_now();
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     bool ok = fwrite(buf, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
-    return ok ? now() - t0 : -1;
+    return ok ? bench_now() - t0 : -1;
 }
 
 static double raw_read(const char *path, void *buf, size_t n) {
-    double t0 = now();
+    double t0 = bench_now();
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     bool ok = fread(buf, 1, n, f) == n;
     fclose(f);
-    return ok ? now() - t0 : -1;
+    return ok ? bench_now() - t0 : -1;
 }
 
 int main(int argc, char **argv) {
@@ -69,12 +65,12 @@ int main(int argc, char **argv) {
     int64_t n = lt_params_numel(lt_gpt_params(lt_trainer_model(t)));
     size_t bytes = (size_t)n * 4 * 3; /* parameters, m and v in f32 */
     mkdir(dir, 0755);
-    double t_save = now();
+    double t_save = bench_now();
     lt_status st = lt_trainer_save(t, dir, 1);
-    t_save = now() - t_save;
-    double t_load = now();
+    t_save = bench_now() - t_save;
+    double t_load = bench_now();
     if (st == LT_OK) st = lt_trainer_resume(t, dir, LT_CKPT_STRICT);
-    t_load = now() - t_load;
+    t_load = bench_now() - t_load;
     if (st != LT_OK) {
         fprintf(stderr, "checkpoint: %s\n", lt_last_error());
         return 1;

@@ -9,6 +9,7 @@
  * Usage: sgemm [--threads N] [--reps N] [--only SUBSTRING]   (OPENBLAS_CORETYPE=Haswell forces OpenBLAS's AVX2 kernel)
  */
 #include "../src/cpu/sgemm.c"
+#include "bench.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -61,22 +62,6 @@ static const bench_shape shapes[] = {
     {"small TN 1024x256", true, false, 1024, 256, 2048, 1},
     {"small NN 256^3", false, false, 256, 256, 256, 0},
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void *find(const char *name) {
     void *p = dlsym(RTLD_DEFAULT, name);
@@ -149,15 +134,15 @@ int main(int argc, char **argv) {
         }
         /* beta = 1 accumulates into c over the repetitions: harmless for timing; the check below uses fresh c */
         for (int r = -2; r < reps; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             if (!lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c0, ldc)) {
                 fprintf(stderr, "lt__sgemm_avx512 failed\n");
                 return 1;
             }
-            double t1 = now();
+            double t1 = bench_now();
             blas(ROW_MAJOR, s->ta ? TRANS : NO_TRANS, s->tb ? TRANS : NO_TRANS, s->m, s->n, s->k, 1.0f, a, lda, b, ldb,
                  s->beta, c1, ldc);
-            double t2 = now();
+            double t2 = bench_now();
             if (r >= 0) {
                 t_own[r] = t1 - t0;
                 t_blas[r] = t2 - t1;
@@ -172,7 +157,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < nc; i++) scale = fmax(scale, fabs(f1[i]));
         for (size_t i = 0; i < nc; i++) maxrel = fmax(maxrel, fabs((double)f0[i] - f1[i]) / (scale + 1e-30));
         double flop = 2.0 * s->m * s->n * s->k;
-        double own = flop / median(t_own, reps) * 1e-9, ob = flop / median(t_blas, reps) * 1e-9;
+        double own = flop / bench_median(t_own, reps) * 1e-9, ob = flop / bench_median(t_blas, reps) * 1e-9;
         printf("%-20s %c%c %6d %6d %6d %4g | %9.1f %9.1f %6.2f | %8.1e\n", s->what, s->ta ? 'T' : 'N',
                s->tb ? 'T' : 'N', s->m, s->n, s->k, s->beta, own, ob, own / ob, maxrel);
         fflush(stdout);

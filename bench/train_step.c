@@ -6,6 +6,8 @@
  *                   [--batch N] [--seq N] [--dtype f32|f64|bf16|auto] [--peak-tflops X] */
 #include <libtrain/libtrain.h>
 
+#include "bench.h"
+
 #include "../examples/options.h"
 
 #include <sys/resource.h>
@@ -23,17 +25,6 @@ static const bench_config configs[] = {
     /* on a GPU, the target shape: B x T = 16 x 1024 */
     {"gpt2-124M", 50257, 50304, 64, 12, 12, 768, 4, 1024, 16},
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define TRY(expr)                                                                                                      \
     do {                                                                                                               \
@@ -164,7 +155,7 @@ int main(int argc, char **argv) {
     for (int64_t k = 0; k < warmup + steps; k++) {
         if (k == warmup) TRY(lt_alloc_get_stats(dev, &before));
         if (gpu) TRY(lt_device_synchronize(dev)); /* the timed region starts with an idle device */
-        double t0 = now(), norm;
+        double t0 = bench_now(), norm;
         lt_tensor *loss;
         TRY(lt_scope_begin());
         TRY(lt_params_zero_grad(p));
@@ -176,11 +167,10 @@ int main(int argc, char **argv) {
         TRY(lt_optim_step(opt));
         TRY(lt_scope_end());
         if (gpu) TRY(lt_device_synchronize(dev)); /* ... and ends when the device has finished the step */
-        if (k >= warmup) ms[k - warmup] = 1e3 * (now() - t0);
+        if (k >= warmup) ms[k - warmup] = 1e3 * (bench_now() - t0);
     }
     TRY(lt_alloc_get_stats(dev, &after));
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
-    double med = ms[steps / 2];
+    double med = bench_median(ms, (int)steps);
     /* llm.c's count: 6 N + 6 L C T FLOP per token (N parameters, the attention scores and mixing as the second term) */
     double N = (double)lt_params_numel(p), flop_token = 6 * N + 6.0 * (double)(bc->L * bc->C * T),
            flop = flop_token * (double)n;
