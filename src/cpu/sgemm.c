@@ -6,17 +6,24 @@
  * zero-filled there), so nothing outside the matrices is read or written.
  *
  * Blocking, per thread (loops outermost first):
- *   jc: the thread's columns in blocks of nc <= NC_MAX (multiple of 32),
+ *   jc: the thread's columns in blocks of nc (multiple of 32) <= NC_MAX when kc = KC_MAX (a shorter kc allows a
+ *       wider block, in the same space),
  *   pc: k in blocks of kc <= KC_MAX: b[pc:pc+kc, jc:jc+nc] is packed into 32-column micro-panels (kc x nc floats,
- *       <= 720 KiB: stays in the core's 1 MiB L2),
+ *       the buffer less one a micro-panel, <= ~740 KiB: stays in the core's 1 MiB L2),
  *   ic: rows in steps of 12: a[ic:ic+12, pc:pc+kc] is packed k-major (kc x 12 floats, <= 18 KiB: stays in L1)
  *   jr: the micro-kernel over the nc/32 micro-panels of b, which stream from L2 (prefetched 8 k steps ahead).
  * The k blocks are the same ones (balanced, from k alone) whatever the threads, and each c element is summed in k
  * order inside a block, the blocks added to c in order: the result does not depend on the thread count.
  *
+ * When the thread's columns take several nc blocks and its rows are few (packed a for all of them, m x kc, fits in
+ * the buffer beside a b block of at least NC_MIN_RES columns: m <= ~360 for kc = 384, as in gpt2's m = 256), the
+ * loops become pc, jc, ic instead: each k block of a is packed once (during the first column block) and stays
+ * resident in L2, with narrower b blocks beside it, rather than packed again for every column block.
+ *
  * Threading: the calling thread's OpenMP team splits the larger of m and n into contiguous runs of whole tiles, one
  * per thread; each thread packs its own b and a (no shared buffers, no barriers after the start). Splitting n
- * duplicates the packing of a (m x k per nc block), splitting m that of b, a few % of the FLOPs at worst.
+ * duplicates the packing of a (m x k per thread, more for each nc block unless a stays resident), splitting m that
+ * of b, a few % of the FLOPs at worst.
  *
  * Memory: one 64-byte-aligned buffer per thread, allocated on its first call and kept until the thread exits
  * (pthread key destructor). If any thread of the team cannot get one, no thread touches c and the call returns false.
@@ -71,7 +78,12 @@ bool lt__sgemm_avx512_available(void) {
 #ifndef PF_HINT
 #define PF_HINT _MM_HINT_T0
 #endif
-#define BUF_FLOATS ((size_t)KC_MAX * NC_MAX + (size_t)KC_MAX * MR + 64)
+#define BUF_MAIN ((int64_t)KC_MAX * NC_MAX + (int64_t)KC_MAX * MR)
+#define BUF_FLOATS ((size_t)BUF_MAIN + 64)
+/* narrowest b block worth keeping a resident for (see sgemm_worker) */
+#ifndef NC_MIN_RES
+#define NC_MIN_RES 128
+#endif
 
 enum { C_STORE, C_ADD, C_BETA };
 
@@ -304,6 +316,31 @@ typedef struct sgemm_args {
     float beta;
 } sgemm_args;
 
+/* The micro-kernel along one row of tiles: c[0:mr, 0:nc] (=|+=) ap (a micro-panel) * the nc/32 b micro-panels. */
+LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float *bp, int64_t nc, float *crow,
+                               int64_t ldc, int mode, float beta) {
+    tile_fn fn = tiles[mr];
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        int64_t nr = nc - jr;
+        __mmask16 k0 = lanes(nr), k1 = lanes(nr > 16 ? nr - 16 : 0);
+        fn(kc, ap, bp + jr * kc, crow + jr, ldc, k0, k1, mode, beta);
+    }
+}
+
+LT_AVX512 LT_INLINE void pack_a(const sgemm_args *g, int64_t ic, int mr, int64_t pc, int64_t kc, float *ap) {
+    if (g->ta)
+        pack_a_t(g->a + pc * g->lda + ic, g->lda, mr, kc, ap);
+    else
+        pack_a_n(g->a + ic * g->lda + pc, g->lda, mr, kc, ap);
+}
+
+LT_AVX512 LT_INLINE void pack_b(const sgemm_args *g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, float *bp) {
+    if (g->tb)
+        pack_b_t(g->b + jc * g->ldb + pc, g->ldb, kc, nc, bp);
+    else
+        pack_b_n(g->b + pc * g->ldb + jc, g->ldb, kc, nc, bp);
+}
+
 /* Thread tid of nth: its share of the tiles, start to end. buf holds BUF_FLOATS floats, 64-byte aligned. */
 LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float *buf) {
     int64_t m0 = 0, m1 = g->m, n0 = 0, n1 = g->n;
@@ -317,31 +354,48 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
         m1 = min64(g->m, panels * (tid + 1) / nth * MR);
     }
     if (m0 >= m1 || n0 >= n1) return;
-    int64_t ncb = cdiv(cdiv(n1 - n0, cdiv(n1 - n0, NC_MAX)), NR) * NR;
+    int64_t nt = n1 - n0;
     int64_t kcb = cdiv(g->k, cdiv(g->k, KC_MAX));
-    float *bp = buf, *ap = buf + (size_t)KC_MAX * NC_MAX;
+    /* the widest b block beside one a micro-panel in the buffer: NC_MAX when kcb = KC_MAX, wider for a shorter k
+     * (the same L2 footprint), so fewer column blocks pack a again */
+    int64_t nc_max = (BUF_MAIN - MR * kcb) / kcb / NR * NR;
+    int64_t ncb = cdiv(cdiv(nt, cdiv(nt, nc_max)), NR) * NR;
+    /* a resident: when the thread's columns take several nc blocks, the loops below would pack its rows of a again for
+     * each. If the packed a of all its rows (m1 - m0 rows by kcb) leaves room in the buffer for a b block of at least
+     * NC_MIN_RES columns, pack each k block of a once instead (during the first column block) and keep it, with
+     * narrower column blocks of b in the rest of the buffer (a and b together stay within the 1 MiB L2). */
+    int64_t a_res = cdiv(m1 - m0, MR) * MR * kcb;
+    int64_t nc_res = (BUF_MAIN - a_res) / kcb / NR * NR;
+    if (nt > ncb && nc_res >= NC_MIN_RES) {
+        int64_t ncr = cdiv(cdiv(nt, cdiv(nt, nc_res)), NR) * NR; /* <= nc_res */
+        float *bp = buf, *apall = buf + kcb * ncr;
+        for (int64_t pc = 0; pc < g->k; pc += kcb) {
+            int64_t kc = min64(kcb, g->k - pc);
+            int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
+            for (int64_t jc = n0; jc < n1; jc += ncr) {
+                int64_t nc = min64(ncr, n1 - jc);
+                pack_b(g, jc, nc, pc, kc, bp);
+                float *ap = apall;
+                for (int64_t ic = m0; ic < m1; ic += MR, ap += MR * kc) {
+                    int mr = (int)min64(MR, m1 - ic);
+                    if (jc == n0) pack_a(g, ic, mr, pc, kc, ap);
+                    tile_row(mr, kc, ap, bp, nc, g->c + ic * g->ldc + jc, g->ldc, mode, g->beta);
+                }
+            }
+        }
+        return;
+    }
+    float *bp = buf, *ap = buf + kcb * ncb;
     for (int64_t jc = n0; jc < n1; jc += ncb) {
         int64_t nc = min64(ncb, n1 - jc);
         for (int64_t pc = 0; pc < g->k; pc += kcb) {
             int64_t kc = min64(kcb, g->k - pc);
-            if (g->tb)
-                pack_b_t(g->b + jc * g->ldb + pc, g->ldb, kc, nc, bp);
-            else
-                pack_b_n(g->b + pc * g->ldb + jc, g->ldb, kc, nc, bp);
+            pack_b(g, jc, nc, pc, kc, bp);
             int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
             for (int64_t ic = m0; ic < m1; ic += MR) {
                 int mr = (int)min64(MR, m1 - ic);
-                if (g->ta)
-                    pack_a_t(g->a + pc * g->lda + ic, g->lda, mr, kc, ap);
-                else
-                    pack_a_n(g->a + ic * g->lda + pc, g->lda, mr, kc, ap);
-                tile_fn fn = tiles[mr];
-                float *crow = g->c + ic * g->ldc + jc;
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr;
-                    __mmask16 k0 = lanes(nr), k1 = lanes(nr > 16 ? nr - 16 : 0);
-                    fn(kc, ap, bp + jr * kc, crow + jr, g->ldc, k0, k1, mode, g->beta);
-                }
+                pack_a(g, ic, mr, pc, kc, ap);
+                tile_row(mr, kc, ap, bp, nc, g->c + ic * g->ldc + jc, g->ldc, mode, g->beta);
             }
         }
     }

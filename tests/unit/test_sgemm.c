@@ -174,6 +174,47 @@ static bool run_threads(const sgemm_args *g, int nth) {
     return ok;
 }
 
+/* c from 1, 2 and 3 workers, bitwise the same, and the entry point's the same again. */
+static bool bitwise_threads(const shape *s) {
+    int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = ldc_of(s);
+    float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
+    float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
+    float *c0 = mat(s->m, s->n, ldc, -1, 1);
+    size_t clen = (size_t)((s->m - 1) * ldc + s->n);
+    float *c[4];
+    bool ok = true;
+    for (int nth = 1; nth <= 3; nth++) {
+        c[nth] = malloc(clen * sizeof(float));
+        memcpy(c[nth], c0, clen * sizeof(float));
+        sgemm_args g = {.ta = s->ta,
+                        .tb = s->tb,
+                        .split_n = s->n >= s->m,
+                        .m = s->m,
+                        .n = s->n,
+                        .k = s->k,
+                        .lda = lda,
+                        .ldb = ldb,
+                        .ldc = ldc,
+                        .a = a,
+                        .b = b,
+                        .c = c[nth],
+                        .beta = s->beta};
+        ok = run_threads(&g, nth) && ok;
+    }
+    ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0 && memcmp(c[1], c[3], clen * sizeof(float)) == 0;
+    memcpy(c[2], c0, clen * sizeof(float));
+    ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c[2], ldc);
+    ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0;
+    if (!ok)
+        fprintf(stderr, "  threads differ in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N',
+                s->tb ? 'T' : 'N', (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta);
+    for (int nth = 1; nth <= 3; nth++) free(c[nth]);
+    free(a);
+    free(b);
+    free(c0);
+    return ok;
+}
+
 static void test_threads_bitwise(void) {
     const shape shapes[] = {
         {false, false, 256, 768, 800, 0, 0.0f}, /* split n */
@@ -181,45 +222,48 @@ static void test_threads_bitwise(void) {
         {false, true, 97, 450, 385, 0, 0.0f},   /* split n, NT, edges */
         {true, true, 301, 77, 100, 1, 1.0f},    /* split m, TT */
     };
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const shape *s = &shapes[si];
-        int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = ldc_of(s);
-        float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
-        float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
-        float *c0 = mat(s->m, s->n, ldc, -1, 1);
-        size_t clen = (size_t)((s->m - 1) * ldc + s->n);
-        float *c[4];
-        for (int nth = 1; nth <= 3; nth++) {
-            c[nth] = malloc(clen * sizeof(float));
-            memcpy(c[nth], c0, clen * sizeof(float));
-            sgemm_args g = {.ta = s->ta,
-                            .tb = s->tb,
-                            .split_n = s->n >= s->m,
-                            .m = s->m,
-                            .n = s->n,
-                            .k = s->k,
-                            .lda = lda,
-                            .ldb = ldb,
-                            .ldc = ldc,
-                            .a = a,
-                            .b = b,
-                            .c = c[nth],
-                            .beta = s->beta};
-            CHECK(run_threads(&g, nth));
-        }
-        CHECK(memcmp(c[1], c[2], clen * sizeof(float)) == 0);
-        CHECK(memcmp(c[1], c[3], clen * sizeof(float)) == 0);
-        /* and the entry point (one thread in this build) gives the same */
-        memcpy(c[2], c0, clen * sizeof(float));
-        CHECK(lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c[2], ldc));
-        CHECK(memcmp(c[1], c[2], clen * sizeof(float)) == 0);
-        for (int nth = 1; nth <= 3; nth++) free(c[nth]);
-        free(a);
-        free(b);
-        free(c0);
-    }
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) CHECK(bitwise_threads(&shapes[si]));
 }
 
+/* ---- a resident (sgemm_worker packs a once per k block when the thread's rows fit beside a b block) ---- */
+
+/* The most rows for which a thread keeps its packed a resident, for this k. */
+static int64_t resident_m_max(int64_t k) {
+    int64_t kcb = cdiv(k, cdiv(k, KC_MAX));
+    return (BUF_MAIN - NC_MIN_RES * kcb) / kcb / MR * MR;
+}
+
+/* Against the reference on either side of the row threshold (n wide enough for several column blocks), and the
+ * threads bitwise: with 3 threads n = 1300 leaves each one column block (the classic loops) where 1 thread keeps a
+ * resident, and splitting m = 700 over 2 or 3 threads keeps a resident where 1 thread does not. */
+static void test_resident_a(void) {
+    const int64_t ks[] = {45, 700, 769};
+    for (int ki = 0; ki < 3; ki++) {
+        int64_t k = ks[ki], mm = resident_m_max(k);
+        CHECK(mm >= MR && mm < 5000);
+        for (int64_t m = mm - 1; m <= mm + 1; m++) {
+            if (ki < 2) {
+                int t = (int)(m - mm + 1) + ki;
+                shape s = {t & 1, (t >> 1) & 1, m, 521, k, (m & 1) ? 3 : 0, m == mm ? 0.0f : 0.5f};
+                CHECK(check_shape(&s));
+            }
+        }
+    }
+    /* wider column blocks for a short k (classic loops: more rows than resident_m_max(256) = 600) */
+    const shape wide[] = {{true, false, 700, 800, 256, 0, 1.0f}, {false, true, 613, 1501, 200, 2, 0.0f}};
+    for (int i = 0; i < 2; i++) CHECK(check_shape(&wide[i]));
+    int64_t m769 = resident_m_max(769);
+    const shape shapes[] = {
+        {false, false, m769, 1537, 769, 0, 0.0f},    {false, true, m769 + 1, 1537, 769, 2, 1.0f},
+        {true, false, m769 - 5, 1300, 769, 0, 1.0f}, {true, true, m769 + 1, 1300, 769, 1, 0.0f},
+        {false, true, 256, 2304, 768, 0, 0.0f},      {true, false, 700, 650, 256, 0, 1.0f},
+        {false, false, 700, 650, 256, 3, 0.5f},      {false, true, 97, 3000, 385, 0, 0.0f},
+        {false, false, 256, 1100, 1153, 0, 1.0f},    {true, false, 1, 2000, 100, 0, 0.0f},
+        {true, false, 768, 2304, 256, 0, 1.0f},      {false, true, 700, 1500, 256, 1, 0.0f},
+        {true, true, 40, 9000, 20, 0, 0.5f},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) CHECK(bitwise_threads(&shapes[i]));
+}
 #endif
 
 int main(void) {
@@ -234,6 +278,7 @@ int main(void) {
     RUN(test_k0);
     RUN(test_blocks);
     RUN(test_threads_bitwise);
+    RUN(test_resident_a);
     return tt_finish();
 #else
     printf("SKIP: the AVX-512 sgemm is x86-64 only\n");
