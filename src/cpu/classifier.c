@@ -1,6 +1,6 @@
-/* CPU cross-entropy over a chunk of classifier logits [N, Vp], in place: each row's loss over
- * its first V columns and, when asked, the row overwritten with its gradient, so the probabilities exist only once.
- * Rows are independent and run in parallel; nothing is allocated. */
+/* CPU cross-entropy over a chunk of classifier logits [N, Vp], in place: each row's loss over its first V columns
+ * and, when asked, the row overwritten with its gradient, so the probabilities exist only once. Rows are independent
+ * and run in parallel; nothing is allocated. */
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
