@@ -3,6 +3,7 @@
  * nothing here aborts unless the caller asked for it (lt_dist_set_timeout, lt_dist_abort). Built without MPI, each call
  * returns LT_ERR_UNSUPPORTED saying what to install. */
 #include "core/error.h"
+#include "dist/dist_common.h"
 #include "dist/nccl.h"
 #include "libtrain/dist.h"
 
@@ -366,20 +367,6 @@ LT_API lt_status lt_dist_broadcast_params(lt_dist *d, lt_params *p) {
     return LT_OK;
 }
 
-/* 64-bit hash of a buffer, word by word (a multiply-xorshift mix): any flipped bit changes it. */
-static uint64_t lt__hash(const unsigned char *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
-}
-
 /* Small payloads run as non-blocking collectives on heap buffers, waited for with the deadline. After a failed wait
  * (a timeout: the collective stays pending and MPI may still write the buffer) the buffer is abandoned, not freed: a
  * few bytes, once, on a communicator that is dead from then on. */
@@ -397,7 +384,7 @@ LT_API lt_status lt_dist_check_params_equal(lt_dist *d, const lt_params *p) {
     uint64_t *buf = malloc(sizeof(uint64_t) * 3 * ((size_t)d->world + 1));
     if (!buf) return lt__err(LT_ERR_OOM, "%s: out of memory", fn);
     uint64_t *mine = buf, *all = buf + 3;
-    mine[0] = (uint64_t)n, mine[1] = (uint64_t)esize, mine[2] = x ? lt__hash(x, (size_t)n * esize) : 0;
+    mine[0] = (uint64_t)n, mine[1] = (uint64_t)esize, mine[2] = x ? lt__dist_hash(x, (size_t)n * esize) : 0;
     const double t0 = lt__dist_now();
     MPI_Request req;
     int rc = MPI_Iallgather(mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, d->comm, &req);
@@ -520,12 +507,6 @@ LT_API void lt_dist_abort(lt_dist *d, int errorcode) {
 }
 
 #else /* no MPI in this build */
-
-#define LT_NO_MPI(fn)                                                                                                  \
-    lt__err(LT_ERR_UNSUPPORTED,                                                                                        \
-            "%s: this libtrain was built without MPI; install libopenmpi-dev and openmpi-bin, then reconfigure "       \
-            "with -DLT_MPI=ON",                                                                                        \
-            fn)
 
 LT_API lt_status lt_dist_init_mpi(void *mpi_comm, lt_dist **out) {
     (void)mpi_comm;

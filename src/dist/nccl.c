@@ -19,6 +19,7 @@
 #include "dist/nccl.h"
 
 #include "core/error.h"
+#include "dist/dist_common.h"
 
 #include <string.h>
 
@@ -422,21 +423,6 @@ lt_status lt__nccl_broadcast_params(const char *fn, lt_dist *d, lt_params *p) {
     return lt__nccl_end(fn, nc, "ncclBroadcast (waiting for it to finish)", start, deadline);
 }
 
-/* The 64-bit hash of mpi.c's lt_dist_check_params_equal (a multiply-xorshift mix, word by word), so that both paths
- * compare the same way. */
-static uint64_t lt__nccl_hash(const unsigned char *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
-}
-
 /* The parameters are copied to the host and hashed there; the hashes travel over MPI (a check, not a hot path). */
 lt_status lt__nccl_check_params_equal(const char *fn, lt_dist *d, const lt_params *p) {
     LT_CHECK_NOT_NULL(fn, d);
@@ -450,7 +436,7 @@ lt_status lt__nccl_check_params_equal(const char *fn, lt_dist *d, const lt_param
     lt_status copied = host ? lt_tensor_to_host(pf, host, bytes) : LT_ERR_OOM;
     char why[256] = "out of memory for a host copy";
     if (host && copied != LT_OK) snprintf(why, sizeof why, "%s", lt_last_error());
-    uint64_t mine[3] = {(uint64_t)n, (uint64_t)esize, copied == LT_OK ? lt__nccl_hash(host, bytes) : ~(uint64_t)0};
+    uint64_t mine[3] = {(uint64_t)n, (uint64_t)esize, copied == LT_OK ? lt__dist_hash(host, bytes) : ~(uint64_t)0};
     free(host);
     const int world = lt_dist_world(d);
     uint64_t *all = malloc(sizeof mine * (size_t)world);

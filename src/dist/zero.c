@@ -2,6 +2,7 @@
  * parameters, the gather and scatter of optimizer shards for checkpoints, and the whole sharded optimizer step. It
  * computes nothing itself: sums are MPI's, the update is the optimizer's (lt_adamw_create_range). */
 #include "core/error.h"
+#include "dist/dist_common.h"
 #include "libtrain/dist.h"
 
 #include <math.h>
@@ -273,12 +274,6 @@ LT_API lt_status lt_dist_scatter_shards(lt_dist *d, const void *full, void *shar
 }
 
 #else /* no MPI in this build */
-
-#define LT_NO_MPI(fn)                                                                                                  \
-    lt__err(LT_ERR_UNSUPPORTED,                                                                                        \
-            "%s: this libtrain was built without MPI; install libopenmpi-dev and openmpi-bin, then reconfigure "       \
-            "with -DLT_MPI=ON",                                                                                        \
-            fn)
 
 LT_API lt_status lt_dist_reduce_scatter_grads(lt_dist *d, lt_params *p, int64_t bucket_bytes, bool average) {
     (void)d, (void)p, (void)bucket_bytes, (void)average;

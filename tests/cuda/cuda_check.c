@@ -75,6 +75,23 @@ static lt_status tc_run(tc_op op, void *ctx, lt_tensor **inputs, bool backward, 
     return st;
 }
 
+/* The outcome of a CPU run (status sa, output ya) and a CUDA run (sb, yb) of the same op: both succeeded, the CUDA
+ * output is on the GPU and equals the CPU's within atol + rtol |ya|. Says what failed on stderr. */
+static bool outputs_agree(const char *what, lt_status sa, lt_status sb, const lt_tensor *ya, const lt_tensor *yb,
+                          double atol, double rtol) {
+    if (sa != LT_OK || sb != LT_OK) {
+        fprintf(stderr, "%s: %s failed: %s\n", what, sa != LT_OK ? "cpu" : "cuda", lt_last_error());
+        return false;
+    }
+    if (lt_tensor_device(yb).type != LT_CUDA) {
+        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
+        return false;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%s (output)", what);
+    return tc_same(name, yb, ya, atol, rtol);
+}
+
 bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_inputs, int n, double atol, double rtol,
                     bool backward) {
     lt_scope_begin();
@@ -84,7 +101,6 @@ bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_input
         b[i] = tc_leaf_on(cpu_inputs[i], tc_cuda, backward);
     }
     lt_tensor *ya = NULL, *yb = NULL, *r = NULL;
-    bool ok = true;
     char name[256];
     if (backward) {
         /* r's shape is only known from the output: run the CPU forward once without grad to learn it. */
@@ -102,24 +118,14 @@ bool tc_cross_check(const char *what, tc_op op, void *ctx, lt_tensor **cpu_input
         lt_tensor_shape(probe, shape);
         r = tt_rand(shape, nd, LT_F64, -1, 1);
     }
-    if (tc_run(op, ctx, a, backward, r, &ya) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (tc_run(op, ctx, b, backward, r, &yb) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (lt_tensor_device(yb).type != LT_CUDA) {
-        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
-        ok = false;
-    } else {
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok = tc_same(name, yb, ya, atol, rtol);
-        for (int i = 0; ok && backward && i < n; i++) {
-            lt_tensor *ga = NULL, *gb = NULL;
-            if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(b[i], &gb) != LT_OK) abort();
-            snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
-            ok = tc_same_grad(name, gb, ga, atol, rtol);
-        }
+    lt_status sa = tc_run(op, ctx, a, backward, r, &ya);
+    lt_status sb = sa == LT_OK ? tc_run(op, ctx, b, backward, r, &yb) : sa;
+    bool ok = outputs_agree(what, sa, sb, ya, yb, atol, rtol);
+    for (int i = 0; ok && backward && i < n; i++) {
+        lt_tensor *ga = NULL, *gb = NULL;
+        if (lt_tensor_grad(a[i], &ga) != LT_OK || lt_tensor_grad(b[i], &gb) != LT_OK) abort();
+        snprintf(name, sizeof name, "%s (grad of input %d)", what, i);
+        ok = tc_same_grad(name, gb, ga, atol, rtol);
     }
     lt_scope_end();
     return ok;
@@ -130,24 +136,13 @@ bool tc_cross_check_grad(const char *what, tc_op op, void *ctx, lt_tensor **cpu_
     lt_scope_begin();
     lt_tensor *a[16], *b[16], *ya = NULL, *yb = NULL;
     char name[256];
-    bool ok = true;
     for (int i = 0; i < n; i++) {
         a[i] = tc_leaf_on(cpu_inputs[i], LT_DEVICE_CPU, backward);
         b[i] = tc_leaf_on(cpu_inputs[i], tc_cuda, backward);
     }
-    if (op(ctx, a, &ya) != LT_OK) {
-        fprintf(stderr, "%s: cpu failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (op(ctx, b, &yb) != LT_OK) {
-        fprintf(stderr, "%s: cuda failed: %s\n", what, lt_last_error());
-        ok = false;
-    } else if (lt_tensor_device(yb).type != LT_CUDA) {
-        fprintf(stderr, "%s: the cuda result is not on the GPU\n", what);
-        ok = false;
-    } else {
-        snprintf(name, sizeof name, "%s (output)", what);
-        ok = tc_same(name, yb, ya, atol, rtol);
-    }
+    lt_status sa = op(ctx, a, &ya);
+    lt_status sb = sa == LT_OK ? op(ctx, b, &yb) : sa;
+    bool ok = outputs_agree(what, sa, sb, ya, yb, atol, rtol);
     if (ok && backward) {
         int64_t shape[LT_MAX_DIMS];
         lt_tensor_shape(ya, shape);
