@@ -195,9 +195,9 @@ lt_status lt__cuda_classifier_ce(lt_tensor *logits, int64_t vocab_size, const lt
 lt_status lt__cuda_sumsq(const lt_tensor *x, double *out);
 lt_status lt__cuda_adamw_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
                               const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2,
-                              double eps, int64_t step);
+                              double eps, int64_t step, double grad_scale);
 lt_status lt__cuda_sgd_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
-                            double weight_decay, bool nesterov, bool first_step);
+                            double weight_decay, bool nesterov, bool first_step, double grad_scale);
 lt__allocator *lt__cuda_allocator(int device_index);
 }
 

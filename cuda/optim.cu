@@ -39,8 +39,8 @@ inline double rn_sqrt(double a) { return ::sqrt(a); }
 
 /* ---- AdamW ---- */
 
-/* The per-step constants of torch.optim.AdamW (see src/cpu/optim.c), rounded to T. */
-template <class T> struct AdamConsts { T b1, omb1, b2, omb2, neg_step, bc2_sqrt, eps; };
+/* The per-step constants of torch.optim.AdamW (see src/cpu/optim.c), rounded to T; gs scales the gradient. */
+template <class T> struct AdamConsts { T b1, omb1, b2, omb2, neg_step, bc2_sqrt, eps, gs; };
 
 /* The segments as the kernel sees them: element v of the concatenation of the non-empty segments belongs to the
  * last segment s with start[s] <= v, and lives at flat index v + shift[s]; decay[s] = 1 - lr * wd. A step with few
@@ -58,7 +58,7 @@ struct SegmentEntry {
 
 template <class T>
 __device__ inline void adamw_element(T *p, const T *g, T *m, T *v, int64_t i, T decay, const AdamConsts<T> &c) {
-    const T gi = g[i];
+    const T gi = rn_mul(g[i], c.gs);
     const T mi = rn_add(rn_mul(m[i], c.b1), rn_mul(c.omb1, gi));
     const T vi = rn_add(rn_mul(v[i], c.b2), rn_mul(rn_mul(c.omb2, gi), gi));
     m[i] = mi;
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(kThreads) adamw_table(T *p, const T *g, T *m, 
 
 template <class T>
 lt_status adamw_t(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v, const lt__segment *segments,
-                  int n_segments, double lr, double beta1, double beta2, double eps, int64_t step) {
+                  int n_segments, double lr, double beta1, double beta2, double eps, int64_t step, double grad_scale) {
     static const char *who = "cuda adamw_step";
     const AdamConsts<T> c = {
         (T)beta1,
@@ -113,6 +113,7 @@ lt_status adamw_t(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tens
         (T)(-(lr / (1.0 - pow(beta1, (double)step)))),
         (T)sqrt(1.0 - pow(beta2, (double)step)),
         (T)eps,
+        (T)grad_scale,
     };
     std::vector<SegmentEntry> table;
     int64_t total = 0;
@@ -151,14 +152,14 @@ lt_status adamw_t(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tens
 
 /* ---- SGD ---- */
 
-/* torch.optim.SGD (dampening 0): d = g + wd p; v = first ? d : momentum v + d; p -= lr (nesterov ? d + momentum v
+/* torch.optim.SGD (dampening 0), on g = grad * gs: d = g + wd p; v = first ? d : momentum v + d; p -= lr (nesterov ? d + momentum v
  * : v). v is NULL without momentum. */
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    sgd_kernel(T *p, const T *g, T *v, int64_t n, T lr, T momentum, T wd, bool nesterov, bool first) {
+    sgd_kernel(T *p, const T *g, T *v, int64_t n, T lr, T momentum, T wd, bool nesterov, bool first, T gs) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const T pi = p[i];
-        T d = rn_add(g[i], rn_mul(wd, pi));
+        T d = rn_add(rn_mul(g[i], gs), rn_mul(wd, pi));
         if (v) {
             const T vi = first ? d : rn_add(rn_mul(momentum, v[i]), d);
             v[i] = vi;
@@ -192,7 +193,7 @@ using namespace lt_cuda;
 
 extern "C" lt_status lt__cuda_adamw_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
                                          const struct lt__segment *segments, int n_segments, double lr, double beta1,
-                                         double beta2, double eps, int64_t step) {
+                                         double beta2, double eps, int64_t step, double grad_scale) {
     static const char *who = "cuda adamw_step";
     const lt_tensor *bufs[] = {grad, m, v};
     LT_TRY(check_buffers(who, param, bufs, 3, 3));
@@ -205,12 +206,13 @@ extern "C" lt_status lt__cuda_adamw_step(lt_tensor *param, const lt_tensor *grad
             return lt__err(LT_ERR_INTERNAL, "%s: segment %d [%lld, +%lld) lies outside the %lld elements", who, s,
                            (long long)segments[s].offset, (long long)segments[s].numel, (long long)n);
     if (param->dtype == LT_F32)
-        return adamw_t<float>(param, grad, m, v, segments, n_segments, lr, beta1, beta2, eps, step);
-    return adamw_t<double>(param, grad, m, v, segments, n_segments, lr, beta1, beta2, eps, step);
+        return adamw_t<float>(param, grad, m, v, segments, n_segments, lr, beta1, beta2, eps, step, grad_scale);
+    return adamw_t<double>(param, grad, m, v, segments, n_segments, lr, beta1, beta2, eps, step, grad_scale);
 }
 
 extern "C" lt_status lt__cuda_sgd_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr,
-                                       double momentum, double weight_decay, bool nesterov, bool first_step) {
+                                       double momentum, double weight_decay, bool nesterov, bool first_step,
+                                       double grad_scale) {
     static const char *who = "cuda sgd_step";
     const lt_tensor *bufs[] = {grad, velocity};
     LT_TRY(check_buffers(who, param, bufs, 2, 1));
@@ -220,11 +222,11 @@ extern "C" lt_status lt__cuda_sgd_step(lt_tensor *param, const lt_tensor *grad, 
     if (param->dtype == LT_F32) {
         LT_LAUNCH((sgd_kernel<float>), blocks_for(n), kThreads, 0, ctx.stream, data<float>(param),
                   data<const float>(grad), velocity ? data<float>(velocity) : nullptr, n, (float)lr, (float)momentum,
-                  (float)weight_decay, nesterov, first_step);
+                  (float)weight_decay, nesterov, first_step, (float)grad_scale);
     } else {
         LT_LAUNCH((sgd_kernel<double>), blocks_for(n), kThreads, 0, ctx.stream, data<double>(param),
                   data<const double>(grad), velocity ? data<double>(velocity) : nullptr, n, lr, momentum, weight_decay,
-                  nesterov, first_step);
+                  nesterov, first_step, grad_scale);
     }
     LT_CU_LAUNCHED(who, "sgd_kernel");
     return LT_OK;

@@ -147,13 +147,15 @@ typedef struct lt__backend {
     /* *out = sum of x[i]^2 accumulated in f64 (x any float dtype, contiguous). Used for the global grad norm. */
     lt_status (*sumsq)(const lt_tensor *x, double *out);
     /* AdamW as torch.optim.AdamW, over the segments [offset, offset + numel) of the flat buffers, each with its own
-     * weight-decay factor (0 turns decay off): m, v are the moments (same dtype as param). step is 1-based. */
+     * weight-decay factor (0 turns decay off): m, v are the moments (same dtype as param). step is 1-based. Both
+     * optimizers read each gradient as grad[i] * grad_scale, the factor rounded once to param's dtype and the product
+     * rounded as a multiply in that dtype (so a clip factor costs no pass of its own); grad is never written. */
     lt_status (*adamw_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
                             const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2,
-                            double eps, int64_t step);
+                            double eps, int64_t step, double grad_scale);
     /* SGD as torch.optim.SGD with dampening 0; velocity may be NULL when momentum == 0. */
     lt_status (*sgd_step)(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
-                          double weight_decay, bool nesterov, bool first_step);
+                          double weight_decay, bool nesterov, bool first_step, double grad_scale);
 } lt__backend;
 
 /* Entries after name and allocator; keep in step with the struct so that a new op cannot be forgotten by a backend

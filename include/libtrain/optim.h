@@ -50,6 +50,12 @@ LT_API lt_status lt_optim_range(const lt_optim *opt, int64_t *offset, int64_t *n
 
 /* One update from the current gradients. */
 LT_API lt_status lt_optim_step(lt_optim *opt);
+/* One update from the gradients multiplied by grad_scale, the multiply done inside the update's own pass over memory
+ * and the gradients themselves left as they are: a clip factor (lt_clip_coef) this way costs no pass of its own.
+ * The factor is rounded to the parameters' dtype and multiplied in it, as an in-place scale of the gradients would
+ * be; lt_optim_step is grad_scale 1. Any value is taken: a NaN factor (from a NaN norm) gives NaN parameters, as
+ * torch's clip_grad_norm_ then step does. */
+LT_API lt_status lt_optim_step_scaled(lt_optim *opt, double grad_scale);
 LT_API lt_status lt_optim_set_lr(lt_optim *opt, double lr);
 /* Updates taken so far (AdamW's bias correction uses it). */
 LT_API int64_t lt_optim_steps(const lt_optim *opt);
@@ -65,6 +71,11 @@ LT_API lt_status lt_optim_set_steps(lt_optim *opt, int64_t steps);
  * Writes the norm before clipping to *norm (may be NULL). max_norm <= 0 only measures; a NaN max_norm is
  * LT_ERR_ARG. The sum of squares is accumulated in f64, identically for any thread count. */
 LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *norm);
+/* The factor lt_clip_grad_norm scales the gradients by, for the global norm `norm`: max_norm / (norm + 1e-6) when that
+ * is below 1 or NaN, else 1; 1 when max_norm <= 0 (no clipping) and NaN when max_norm is NaN. For
+ * lt_optim_step_scaled: lt_grad_sumsq, then lt_optim_step_scaled(opt, lt_clip_coef(sqrt(sumsq), max_norm)) updates
+ * as lt_clip_grad_norm then lt_optim_step does, one pass over the gradients fewer. */
+LT_API double lt_clip_coef(double norm, double max_norm);
 
 /* Clipping in parts, for gradients spread over ranks (ZeRO-1, dist.h). lt_grad_sumsq: the sum of squares of the
  * gradients [offset, offset + numel) of the set's flat gradient buffer, accumulated in f64 as lt_clip_grad_norm does.

@@ -202,11 +202,13 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_sgd_create": (STATUS, [H, POINTER(lt_sgd_config), HP]),
     "lt_adamw_create": (STATUS, [H, POINTER(lt_adamw_config), HP]),
     "lt_optim_step": (STATUS, [H]),
+    "lt_optim_step_scaled": (STATUS, [H, c_double]),
     "lt_optim_set_lr": (STATUS, [H, c_double]),
     "lt_optim_steps": (c_int64, [H]),
     "lt_optim_state": (STATUS, [H, HP, HP]),
     "lt_optim_set_steps": (STATUS, [H, c_int64]),
     "lt_clip_grad_norm": (STATUS, [H, c_double, POINTER(c_double)]),
+    "lt_clip_coef": (c_double, [c_double, c_double]),
     "lt_lr_cosine": (c_double, [c_int64, c_int64, c_int64, c_double, c_double]),
     "lt_optim_free": (None, [H]),
     # nn.h

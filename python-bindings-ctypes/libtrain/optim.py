@@ -10,7 +10,7 @@ from .errors import ArgumentError
 from .params import ParameterSet
 from .tensor import Tensor, _check_int
 
-__all__ = ["Optimizer", "SGD", "AdamW", "clip_grad_norm", "lr_cosine"]
+__all__ = ["Optimizer", "SGD", "AdamW", "clip_grad_norm", "clip_coef", "lr_cosine"]
 
 
 def _params(p: Any) -> ParameterSet:
@@ -33,9 +33,10 @@ class Optimizer:
             _free(self._h)
             self._h = None
 
-    def step(self) -> None:
-        """One update from the current gradients."""
-        C.lt_optim_step(self._h)
+    def step(self, grad_scale: float = 1.0) -> None:
+        """One update from the current gradients, each multiplied by grad_scale inside the update's own pass (a
+        clip factor from clip_coef costs no pass of its own); the gradients themselves are left as they are."""
+        C.lt_optim_step_scaled(self._h, float(grad_scale))
 
     def zero_grad(self) -> None:
         self.params.zero_grad()
@@ -98,6 +99,12 @@ def clip_grad_norm(params: Any, max_norm: float) -> float:
     norm = c_double()
     C.lt_clip_grad_norm(_params(params)._h, float(max_norm), byref(norm))
     return norm.value
+
+
+def clip_coef(norm: float, max_norm: float) -> float:
+    """The factor clip_grad_norm scales the gradients by for a global norm: max_norm / (norm + 1e-6) when below 1,
+    else 1 (1 when max_norm <= 0). opt.step(clip_coef(norm, max_norm)) clips inside the update."""
+    return float(C.lt_clip_coef(float(norm), float(max_norm)))
 
 
 def lr_cosine(step: int, warmup_steps: int, total_steps: int, max_lr: float, min_lr: float) -> float:

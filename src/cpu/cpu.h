@@ -37,7 +37,7 @@ lt_status lt__cpu_embedding_backward(const lt_tensor *gy, const lt_tensor *idx, 
 lt_status lt__cpu_dropout(const lt_tensor *x, double p, double scale, uint64_t seed, uint64_t offset, lt_tensor *y,
                           lt_tensor *mask);
 lt_status lt__cpu_sgd_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *velocity, double lr, double momentum,
-                           double weight_decay, bool nesterov, bool first_step);
+                           double weight_decay, bool nesterov, bool first_step, double grad_scale);
 lt_status lt__cpu_attention(const lt_tensor *qkv, int n_head, lt_tensor *y, lt_tensor *lse);
 lt_status lt__cpu_attention_backward(const lt_tensor *qkv, const lt_tensor *y, const lt_tensor *lse,
                                      const lt_tensor *gy, int n_head, lt_tensor *gqkv);
@@ -46,7 +46,7 @@ lt_status lt__cpu_classifier_ce(lt_tensor *logits, int64_t vocab_size, const lt_
 lt_status lt__cpu_sumsq(const lt_tensor *x, double *out);
 lt_status lt__cpu_adamw_step(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tensor *v,
                              const struct lt__segment *segments, int n_segments, double lr, double beta1, double beta2,
-                             double eps, int64_t step);
+                             double eps, int64_t step, double grad_scale);
 
 /* The CPU caching allocator (device index 0 only). */
 lt__allocator *lt__cpu_allocator(int device_index);

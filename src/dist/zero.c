@@ -39,6 +39,7 @@ LT_API lt_status lt_dist_zero_step(lt_dist *d, lt_params *p, lt_optim *opt, int6
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, p);
     LT_CHECK_NOT_NULL(fn, opt);
+    if (isnan(max_norm)) return lt__err(LT_ERR_ARG, "%s: max_norm is NaN", fn);
     const int64_t numel = lt_params_numel(p);
     lt_dist_shard sh;
     int64_t off, cnt;
@@ -60,8 +61,7 @@ LT_API lt_status lt_dist_zero_step(lt_dist *d, lt_params *p, lt_optim *opt, int6
     if (many) LT_TRY(lt_dist_allreduce_scalar(d, &sumsq, LT_DIST_SUM));
     const double total = sqrt(sumsq);
     if (norm) *norm = total;
-    LT_TRY(lt_clip_grad_range(p, off, cnt, total, max_norm));
-    LT_TRY(lt_optim_step(opt));
+    LT_TRY(lt_optim_step_scaled(opt, lt_clip_coef(total, max_norm))); /* the clip, in the update's own pass */
     if (many) LT_TRY(lt_dist_allgather_params(d, p, bucket_bytes));
     return LT_OK;
 }

@@ -22,12 +22,18 @@ LT_API lt_status lt_clip_grad_norm(lt_params *params, double max_norm, double *n
     LT_TRY(lt__backend_of(grads)->sumsq(grads, &sumsq));
     const double total = sqrt(sumsq);
     if (norm) *norm = total;
-    if (!(max_norm > 0)) return LT_OK;
+    const double coef = lt_clip_coef(total, max_norm);
+    if (coef == 1.0) return LT_OK;
+    return lt__backend_of(grads)->scalar(LT_SOP_MUL, grads, coef, grads); /* in place, as the entry allows */
+}
+
+LT_API double lt_clip_coef(double norm, double max_norm) {
+    if (isnan(max_norm)) return NAN;
+    if (!(max_norm > 0)) return 1.0;
     /* torch 1.13: clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1 and multiplied in. The 1e-6 keeps
      * the division finite for a zero norm; a NaN norm gives torch a NaN factor too, so it is applied, not skipped. */
-    const double coef = max_norm / (total + 1e-6);
-    if (coef >= 1.0) return LT_OK;
-    return lt__backend_of(grads)->scalar(LT_SOP_MUL, grads, coef, grads); /* in place, as the entry allows */
+    const double coef = max_norm / (norm + 1e-6);
+    return coef >= 1.0 ? 1.0 : coef;
 }
 
 /* The range [offset, offset + numel) of the set's flat gradient buffer as a 1-D view (NULL for an empty range). */
@@ -69,9 +75,9 @@ LT_API lt_status lt_clip_grad_range(lt_params *params, int64_t offset, int64_t n
     lt_tensor *g;
     LT_TRY(grad_range(fn, params, offset, numel, &g));
     /* the same factor, computed the same way, as lt_clip_grad_norm: every part of the buffer gets the whole's clip */
-    const double coef = max_norm / (norm + 1e-6);
+    const double coef = lt_clip_coef(norm, max_norm);
     lt_status st = LT_OK;
-    if (g && max_norm > 0 && !(coef >= 1.0)) st = lt__backend_of(g)->scalar(LT_SOP_MUL, g, coef, g);
+    if (g && coef != 1.0) st = lt__backend_of(g)->scalar(LT_SOP_MUL, g, coef, g);
     lt__drop(g);
     return st;
 }

@@ -205,7 +205,8 @@ static lt_status range_view(const lt_tensor *flat, int64_t offset, int64_t numel
 
 /* AdamW over a range: the same kernel over views of the range's parameters and gradients, whose offsets the segments
  * (already relative to the range) index from 0 as the moments do. */
-static lt_status adamw_range_step(const lt__backend *be, lt_optim *opt, lt_tensor *flat, lt_tensor *gflat) {
+static lt_status adamw_range_step(const lt__backend *be, lt_optim *opt, lt_tensor *flat, lt_tensor *gflat,
+                                  double grad_scale) {
     const lt_adamw_config *c = &opt->config.adamw;
     if (opt->range_numel == 0) return LT_OK;
     lt_tensor *pv = NULL, *gv = NULL;
@@ -213,14 +214,13 @@ static lt_status adamw_range_step(const lt__backend *be, lt_optim *opt, lt_tenso
     if (st == LT_OK) st = range_view(gflat, opt->range_offset, opt->range_numel, &gv);
     if (st == LT_OK)
         st = be->adamw_step(pv, gv, opt->m, opt->v, opt->segments, opt->n_segments, opt->lr, c->beta1, c->beta2, c->eps,
-                            opt->steps + 1);
+                            opt->steps + 1, grad_scale);
     lt__drop(gv);
     lt__drop(pv);
     return st;
 }
 
-LT_API lt_status lt_optim_step(lt_optim *opt) {
-    static const char *fn = "lt_optim_step";
+static lt_status optim_step(const char *fn, lt_optim *opt, double grad_scale) {
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, opt);
     if (lt_params_count(opt->params) != opt->n_params || lt_params_numel(opt->params) != opt->numel)
@@ -236,23 +236,30 @@ LT_API lt_status lt_optim_step(lt_optim *opt) {
     switch (opt->kind) {
     case OPTIM_SGD: {
         const lt_sgd_config *c = &opt->config.sgd;
-        LT_TRY(be->sgd_step(flat, gflat, opt->m, opt->lr, c->momentum, c->weight_decay, c->nesterov, opt->steps == 0));
+        LT_TRY(be->sgd_step(flat, gflat, opt->m, opt->lr, c->momentum, c->weight_decay, c->nesterov, opt->steps == 0,
+                            grad_scale));
         break;
     }
     case OPTIM_ADAMW: {
         const lt_adamw_config *c = &opt->config.adamw;
         LT_TRY(adamw_segments(fn, opt, flat));
         if (opt->range_offset != 0 || opt->range_numel != opt->numel) {
-            LT_TRY(adamw_range_step(be, opt, flat, gflat));
+            LT_TRY(adamw_range_step(be, opt, flat, gflat, grad_scale));
             break;
         }
         LT_TRY(be->adamw_step(flat, gflat, opt->m, opt->v, opt->segments, opt->n_segments, opt->lr, c->beta1, c->beta2,
-                              c->eps, opt->steps + 1));
+                              c->eps, opt->steps + 1, grad_scale));
         break;
     }
     }
     opt->steps++;
     return LT_OK;
+}
+
+LT_API lt_status lt_optim_step(lt_optim *opt) { return optim_step("lt_optim_step", opt, 1.0); }
+
+LT_API lt_status lt_optim_step_scaled(lt_optim *opt, double grad_scale) {
+    return optim_step("lt_optim_step_scaled", opt, grad_scale);
 }
 
 LT_API lt_status lt_optim_set_lr(lt_optim *opt, double lr) {

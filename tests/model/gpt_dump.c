@@ -4,6 +4,7 @@
  * Usage: gpt_dump OUT_DIR [f32|f64]. tests/reference/compare_gpt.py runs it and compares. */
 #include <libtrain/libtrain.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,9 +146,12 @@ int main(int argc, char **argv) {
         lt_tensor *l64;
         CHECK(lt_tensor_to(loss, LT_F64, LT_DEVICE_CPU, &l64));
         CHECK(lt_tensor_to_host(l64, &losses[k], sizeof(double)));
-        CHECK(lt_clip_grad_norm(p, clip, &norms[k]));
+        /* the clip as lt_trainer_step does it: the norm, then the factor inside AdamW's pass */
+        double sumsq;
+        CHECK(lt_grad_sumsq(p, 0, lt_params_numel(p), &sumsq));
+        norms[k] = sqrt(sumsq);
         CHECK(lt_optim_set_lr(opt, lt_lr_cosine(k, warmup, STEPS, lr, min_lr)));
-        CHECK(lt_optim_step(opt));
+        CHECK(lt_optim_step_scaled(opt, lt_clip_coef(norms[k], clip)));
         CHECK(lt_scope_end());
     }
     write_npy("losses", losses, "<f8", 8, (int64_t[]){STEPS}, 1);

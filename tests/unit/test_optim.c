@@ -309,6 +309,50 @@ static void check_round_trip(lt_dtype dtype, bool adamw) {
     lt_params_free(b.p);
 }
 
+/* lt_optim_step_scaled(s) updates exactly as scaling the gradients by s and then lt_optim_step (bit for bit: the
+ * factor is one the dtype holds, and the product of two floats is exact in double, so rounding it once gives the
+ * float product the update forms), and leaves the gradients as they were. A NaN factor gives NaN parameters. */
+static void check_step_scaled(lt_dtype dtype, bool adamw) {
+    const lt_sgd_config sgd = {.struct_size = sizeof sgd, .lr = 0.1, .momentum = 0.9, .weight_decay = 1e-2};
+    const double s = dtype == LT_F32 ? (double)0.3712f : 0.3712;
+    fixture a, b;
+    CHECK(fixture_small(&a, dtype));
+    CHECK(fixture_small(&b, dtype));
+    CHECK_OK(lt_tensor_copy(b.flat, a.flat));
+    lt_optim *oa, *ob;
+    CHECK_OK(adamw ? lt_adamw_create(a.p, &ADAMW, &oa) : lt_sgd_create(a.p, &sgd, &oa));
+    CHECK_OK(adamw ? lt_adamw_create(b.p, &ADAMW, &ob) : lt_sgd_create(b.p, &sgd, &ob));
+    for (int step = 0; step < 3; step++) {
+        double *g = set_random_grads(&a, -1.0, 1.0);
+        CHECK(g != NULL);
+        if (!g) break;
+        for (int64_t i = 0; i < a.n; i++) g[i] *= s;
+        lt_tensor *scaled, *before = snapshot(a.grads);
+        CHECK_OK(lt_tensor_from_host(g, &a.n, 1, LT_F64, LT_DEVICE_CPU, &scaled));
+        CHECK_OK(lt_tensor_copy(b.grads, scaled));
+        free(g);
+        CHECK_OK(lt_optim_step_scaled(oa, s));
+        CHECK_OK(lt_optim_step(ob));
+        CHECK(same_bits(a.flat, b.flat));
+        CHECK(before && same_bits(a.grads, before));
+    }
+    CHECK_OK(lt_optim_step_scaled(oa, NAN));
+    double *p = tt_values(a.flat);
+    for (int64_t i = 0; p && i < a.n; i++) CHECK(isnan(p[i]));
+    free(p);
+    lt_optim_free(oa);
+    lt_optim_free(ob);
+    lt_params_free(a.p);
+    lt_params_free(b.p);
+}
+
+static void test_step_scaled(void) {
+    for (int d = 0; d < 2; d++) {
+        check_step_scaled(FLOAT_DTYPES[d], true);
+        check_step_scaled(FLOAT_DTYPES[d], false);
+    }
+}
+
 static void test_state_round_trip(void) {
     for (int d = 0; d < N_FLOAT_DTYPES; d++) {
         tt_seed(600 + (uint64_t)d);
@@ -442,6 +486,16 @@ static void test_clip_edge_cases(void) {
     for (int64_t i = 1; i < f.n; i++) CHECK(g[i] == 0.0);
     free(g);
     lt_params_free(f.p);
+
+    /* the factor alone */
+    CHECK(lt_clip_coef(4.0, 1.0) == 1.0 / (4.0 + 1e-6));
+    CHECK(lt_clip_coef(0.5, 1.0) == 1.0);   /* below max_norm: untouched */
+    CHECK(lt_clip_coef(0.0, 1.0) == 1.0);   /* the 1e-6 keeps a zero norm finite */
+    CHECK(lt_clip_coef(4.0, 0.0) == 1.0);   /* max_norm <= 0 never clips */
+    CHECK(lt_clip_coef(4.0, -2.0) == 1.0);
+    CHECK(lt_clip_coef(inf, 1.0) == 0.0);
+    CHECK(isnan(lt_clip_coef(NAN, 1.0)));
+    CHECK(isnan(lt_clip_coef(4.0, NAN)));
 }
 
 /* ---- Learning-rate schedule ---- */
@@ -593,6 +647,7 @@ int main(void) {
     RUN(test_adamw_many_segments);
     RUN(test_sgd_matches_reference);
     RUN(test_state_round_trip);
+    RUN(test_step_scaled);
     RUN(test_clip_measures_and_leaves_small_grads);
     RUN(test_clip_scales_large_grads);
     RUN(test_clip_large_buffer);
