@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
         double t0 = bench_now(), sumsq;
         lt_tensor *loss;
         TRY(lt_scope_begin());
-        TRY(lt_params_zero_grad(p));
+        TRY(lt_params_zero_grad_lazy(p)); /* as lt_trainer_step: no pass to zero, the backward writes */
         if (autocast) TRY(lt_autocast_begin(LT_BF16));
         TRY(lt_gpt_forward(m, x, y, true, NULL, &loss));
         TRY(lt_backward(loss));

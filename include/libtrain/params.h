@@ -43,6 +43,13 @@ LT_API lt_status lt_params_set_decay(lt_params *p, const char *name, bool decay)
 LT_API bool lt_params_get_decay(const lt_params *p, int i);
 /* Sets every gradient to zero. */
 LT_API lt_status lt_params_zero_grad(lt_params *p);
+/* Sets every gradient to zero without a pass over the buffer, for a training loop: each gradient is marked as zero,
+ * and the next backward's first contribution to it is written instead of added (a weight gradient's GEMM then runs
+ * with beta = 0 and does not read the old values). A gradient that gets no contribution is zero-filled when it is
+ * next read through libtrain: by lt_params_flat asking for the gradients (as the optimizers, clipping and the
+ * data-parallel reductions do) or lt_tensor_grad. A gradient tensor obtained before the call and read directly
+ * (lt_tensor_data, lt_tensor_to_host) can show the old values until one of those two is called again. */
+LT_API lt_status lt_params_zero_grad_lazy(lt_params *p);
 
 #ifdef __cplusplus
 }

@@ -198,6 +198,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "lt_params_set_decay": (STATUS, [H, c_char_p, c_bool]),
     "lt_params_get_decay": (c_bool, [H, c_int]),
     "lt_params_zero_grad": (STATUS, [H]),
+    "lt_params_zero_grad_lazy": (STATUS, [H]),
     # optim.h
     "lt_sgd_create": (STATUS, [H, POINTER(lt_sgd_config), HP]),
     "lt_adamw_create": (STATUS, [H, POINTER(lt_adamw_config), HP]),

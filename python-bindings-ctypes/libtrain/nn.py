@@ -96,8 +96,8 @@ class GPT:
     def num_parameters(self) -> int:
         return self.params.numel()
 
-    def zero_grad(self) -> None:
-        self.params.zero_grad()
+    def zero_grad(self, lazy: bool = False) -> None:
+        self.params.zero_grad(lazy)
 
     def forward(self, idx: Any, targets: Any = None, train: bool = False,
                 return_logits: bool = True) -> Tuple[Optional[Tensor], Optional[Tensor]]:

@@ -38,8 +38,8 @@ class Optimizer:
         clip factor from clip_coef costs no pass of its own); the gradients themselves are left as they are."""
         C.lt_optim_step_scaled(self._h, float(grad_scale))
 
-    def zero_grad(self) -> None:
-        self.params.zero_grad()
+    def zero_grad(self, lazy: bool = False) -> None:
+        self.params.zero_grad(lazy)
 
     @property
     def lr(self) -> float:

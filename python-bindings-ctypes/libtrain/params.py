@@ -85,9 +85,13 @@ class ParameterSet:
         """name -> whether AdamW decays it."""
         return {n: bool(C.lt_params_get_decay(self._h, i)) for i, (n, _) in enumerate(self.named_parameters())}
 
-    def zero_grad(self) -> None:
-        """Sets every gradient to zero."""
-        C.lt_params_zero_grad(self._h)
+    def zero_grad(self, lazy: bool = False) -> None:
+        """Sets every gradient to zero. lazy=True only marks them zero (lt_params_zero_grad_lazy): the next backward
+        writes them instead of adding, one pass over the buffer fewer; read gradients afresh after it (p.grad)."""
+        if lazy:
+            C.lt_params_zero_grad_lazy(self._h)
+        else:
+            C.lt_params_zero_grad(self._h)
 
     def state_dict(self) -> Dict[str, Any]:
         """name -> a NumPy copy of each parameter."""

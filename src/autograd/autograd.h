@@ -47,8 +47,14 @@ static inline bool lt__node_needs(const lt_node *n, int i) { return n->inputs[i]
  * leaf whose gradient already exists, contiguous and of the input's shape and dtype: a parameter, whose gradient is
  * a view into the flat gradient buffer. A backward that adds its result there itself (a GEMM with beta = 1, an
  * embedding's scatter-add) leaves gx[i] NULL, and the engine then has nothing left to add: this saves a temporary
- * the size of the parameter and a pass over it, per parameter and step. */
-lt_tensor *lt__grad_sink(const lt_node *n, int i);
+ * the size of the parameter and a pass over it, per parameter and step. *overwrite says whether the gradient reads as
+ * zero (lt_params_zero_grad_lazy): the backward must then write its result (beta = 0) instead of adding it; the
+ * call clears that mark, so it is for a backward that will write the buffer. */
+lt_tensor *lt__grad_sink(const lt_node *n, int i, bool *overwrite);
+/* Leaf gradients that read as zero: lt__grad_mark_zero marks leaf's gradient (if any) so, without touching its data;
+ * lt__grad_settle zero-fills a marked gradient (NULL or unmarked: nothing to do) and clears the mark, for readers. */
+void lt__grad_mark_zero(lt_tensor *leaf);
+lt_status lt__grad_settle(lt_tensor *grad);
 
 /* When grad mode is on and any input requires grad, creates a node for output `out`, sets out->grad_fn and
  * out->requires_grad, and returns it in *node; otherwise *node = NULL and nothing is recorded. Inputs may contain

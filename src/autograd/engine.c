@@ -172,9 +172,14 @@ static lt_status lt__add_grads(const lt_tensor *a, const lt_tensor *b, lt_tensor
     return st;
 }
 
-/* grad += g for a leaf; the leaf owns its gradient (for parameters, a view into the flat gradient buffer). */
+/* grad += g for a leaf (grad = g when it reads as zero); the leaf owns its gradient (for parameters, a view into the
+ * flat gradient buffer). */
 static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
     const lt__backend *be = lt__backend_of(leaf);
+    if (leaf->grad && leaf->grad->zero_pending) {
+        leaf->grad->zero_pending = false;
+        return be->copy(leaf->grad, g);
+    }
     if (!leaf->grad) {
         lt_tensor *t;
         LT_TRY(lt__tensor_alloc("lt_backward", leaf->shape, leaf->ndim, leaf->dtype, leaf->storage->device, &t));
@@ -190,13 +195,27 @@ static lt_status lt__accumulate_leaf(lt_tensor *leaf, const lt_tensor *g) {
     return lt__add_grads(leaf->grad, g, leaf->grad);
 }
 
-lt_tensor *lt__grad_sink(const lt_node *n, int i) {
+lt_tensor *lt__grad_sink(const lt_node *n, int i, bool *overwrite) {
     const lt__edge *e = &n->inputs[i];
     lt_tensor *g = e->leaf && !e->fn ? e->leaf->grad : NULL;
+    *overwrite = false;
     if (!g || g->dtype != e->dtype || g->ndim != e->ndim ||
         memcmp(g->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim) != 0 || !lt__is_contiguous(g))
         return NULL;
+    *overwrite = g->zero_pending;
+    g->zero_pending = false;
     return g;
+}
+
+void lt__grad_mark_zero(lt_tensor *leaf) {
+    if (leaf->grad) leaf->grad->zero_pending = true;
+}
+
+lt_status lt__grad_settle(lt_tensor *g) {
+    if (!g || !g->zero_pending) return LT_OK;
+    LT_TRY(lt__backend_of(g)->fill(g, 0.0));
+    g->zero_pending = false;
+    return LT_OK;
 }
 
 /* A node's gradient is the sum of what its consumers send; the first contribution is kept by reference. */
@@ -370,6 +389,7 @@ LT_API lt_status lt_tensor_grad(const lt_tensor *t, lt_tensor **out) {
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, t);
     if (t->grad) {
+        LT_TRY(lt__grad_settle(t->grad));
         lt_tensor_retain(t->grad);
         lt__scope_register(t->grad);
         *out = t->grad;
@@ -380,7 +400,9 @@ LT_API lt_status lt_tensor_grad(const lt_tensor *t, lt_tensor **out) {
 LT_API lt_status lt_tensor_zero_grad(lt_tensor *t) {
     lt__clear_error();
     LT_CHECK_NOT_NULL("lt_tensor_zero_grad", t);
-    return t->grad ? lt__backend_of(t->grad)->fill(t->grad, 0.0) : LT_OK;
+    if (!t->grad) return LT_OK;
+    t->grad->zero_pending = false;
+    return lt__backend_of(t->grad)->fill(t->grad, 0.0);
 }
 
 LT_API lt_status lt_detach(const lt_tensor *t, lt_tensor **out) {

@@ -215,6 +215,8 @@ LT_API lt_status lt_params_flat(const lt_params *p, lt_tensor **params, lt_tenso
     lt__clear_error();
     LT_CHECK_NOT_NULL(fn, p);
     if (!p->flat) return lt__err(LT_ERR_STATE, "%s: the set is empty", fn);
+    if (grads) /* whoever reads the buffer sees zeros where lt_params_zero_grad_lazy left them pending */
+        for (int i = 0; i < p->n; i++) LT_TRY(lt__grad_settle(p->items[i].t->grad));
     if (params) *params = p->flat;
     if (grads) *grads = p->gflat;
     return LT_OK;
@@ -238,5 +240,13 @@ LT_API bool lt_params_get_decay(const lt_params *p, int i) { return p && i >= 0 
 LT_API lt_status lt_params_zero_grad(lt_params *p) {
     lt__clear_error();
     LT_CHECK_NOT_NULL("lt_params_zero_grad", p);
+    for (int i = 0; i < p->n; i++) p->items[i].t->grad->zero_pending = false;
     return p->gflat ? lt__backend_of(p->gflat)->fill(p->gflat, 0.0) : LT_OK;
+}
+
+LT_API lt_status lt_params_zero_grad_lazy(lt_params *p) {
+    lt__clear_error();
+    LT_CHECK_NOT_NULL("lt_params_zero_grad_lazy", p);
+    for (int i = 0; i < p->n; i++) lt__grad_mark_zero(p->items[i].t);
+    return LT_OK;
 }

@@ -77,10 +77,13 @@ static lt_status view2(const lt_tensor *t, int64_t rows, int64_t cols, lt_tensor
 static lt_status embedding_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
     const lt_tensor *idx = n->saved[0];
     const lt__edge *ew = &n->inputs[0];
-    lt_tensor *gw = lt__grad_sink(n, 0), *gc, *g2;
+    bool overwrite;
+    lt_tensor *gw = lt__grad_sink(n, 0, &overwrite), *gc, *g2;
     if (!gw) {
         LT_TRY(lt_tensor_zeros(ew->shape, 2, ew->dtype, gy->storage->device, &gw));
         gx[0] = gw;
+    } else if (overwrite) { /* the rows no token picks must read as zero too */
+        LT_TRY(lt__backend_of(gw)->fill(gw, 0.0));
     }
     LT_TRY(lt_contiguous(gy, &gc));
     LT_TRY(view2(gc, lt__numel(idx->shape, idx->ndim), ew->shape[1], &g2));

@@ -90,9 +90,10 @@ static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx
     }
     if (lt__node_needs(n, 1)) { /* dw = x^T @ dy, added straight to w's gradient when it exists (a parameter) */
         const lt_tensor *x2 = n->saved[n->i[0]];
-        lt_tensor *sink = lt__grad_sink(n, 1);
+        bool overwrite;
+        lt_tensor *sink = lt__grad_sink(n, 1, &overwrite);
         if (sink) {
-            LT_TRY(gemm2(x2, gc, true, false, 1.0, sink));
+            LT_TRY(gemm2(x2, gc, true, false, overwrite ? 0.0 : 1.0, sink));
         } else {
             int64_t shape[2] = {x2->shape[1], N};
             LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));

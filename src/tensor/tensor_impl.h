@@ -42,6 +42,7 @@ struct lt_tensor {
     lt_dtype dtype;
     bool requires_grad;
     lt_tensor *grad;         /* the accumulated gradient of a leaf, or NULL */
+    bool zero_pending;       /* on a leaf's gradient: it reads as zero, its data is stale (lt_params_zero_grad_lazy) */
     struct lt_node *grad_fn; /* the node that made this tensor, or NULL for leaves and untracked tensors */
 };
 

@@ -282,7 +282,7 @@ LT_API lt_status lt_trainer_step(lt_trainer *t, lt_train_stats *stats) {
     double lr = lt_lr_cosine(t->steps_done, c->warmup_steps, c->steps, c->lr, c->min_lr);
     lt_params *p = lt_gpt_params(t->model);
     LT_TRY(lt_optim_set_lr(t->opt, lr));
-    LT_TRY(lt_params_zero_grad(p));
+    LT_TRY(lt_params_zero_grad_lazy(p)); /* the first micro-step writes the gradients instead of adding to zeros */
     for (int64_t k = 0; k < c->grad_accum; k++) LT_TRY(lt__micro_step(t, &loss_sum));
     /* Data parallelism synchronises once per step: the micro-batches only accumulate locally. */
     if (c->zero_stage == 1) { /* reduce-scatter, clip on the global norm, AdamW on this rank's shard, all-gather */

@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         CHECK(lt_scope_begin());
         CHECK(lt_tensor_from_host(idx[k], (int64_t[]){B, T}, 2, LT_I32, LT_DEVICE_CPU, &x));
         CHECK(lt_tensor_from_host(tgt[k], (int64_t[]){B, T}, 2, LT_I32, LT_DEVICE_CPU, &y));
-        CHECK(lt_params_zero_grad(p));
+        CHECK(lt_params_zero_grad_lazy(p)); /* as lt_trainer_step does */
         CHECK(lt_gpt_forward(m, x, y, true, k == 0 ? &logits : NULL, &loss));
         CHECK(lt_backward(loss));
         if (k == 0) {

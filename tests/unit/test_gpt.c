@@ -99,6 +99,43 @@ static void test_grad_accumulation(void) {
     lt_gpt_free(m);
 }
 
+/* lt_params_zero_grad_lazy over stale gradients gives the values of lt_params_zero_grad, for one backward and for two
+ * accumulated ones: the first contribution to each gradient is written (linear's weight GEMM with beta = 0, the
+ * embedding's scatter into a zero-filled buffer, the classifier's and the biases' copied), the rest added. */
+static void test_lazy_zero_grad(void) {
+    lt_gpt_config c = small_config();
+    enum { B = 2, T = 9 };
+    int32_t x[B * T], y[B * T];
+    tt_seed(4);
+    for (int i = 0; i < B * T; i++) x[i] = (int32_t)tt_uniform(0, 37), y[i] = (int32_t)tt_uniform(0, 37);
+    for (int dt = 0; dt < 2; dt++) {
+        lt_gpt *m;
+        CHECK_OK(lt_gpt_create(&c, dt ? LT_F64 : LT_F32, LT_DEVICE_CPU, 12, &m));
+        lt_params *p = lt_gpt_params(m);
+        lt_tensor *g, *loss;
+        for (int micro = 1; micro <= 2; micro++) {
+            double *want = NULL;
+            for (int lazy = 0; lazy < 2; lazy++) {
+                /* stale values first: one backward's worth left in the buffer */
+                CHECK_OK(lt_gpt_forward(m, ids(x, B, T), ids(y, B, T), true, NULL, &loss));
+                CHECK_OK(lt_backward(loss));
+                CHECK_OK(lazy ? lt_params_zero_grad_lazy(p) : lt_params_zero_grad(p));
+                for (int k = 0; k < micro; k++) {
+                    CHECK_OK(lt_gpt_forward(m, ids(x, B, T), ids(y, B, T), true, NULL, &loss));
+                    CHECK_OK(lt_backward(loss));
+                }
+                CHECK_OK(lt_params_flat(p, NULL, &g));
+                if (!lazy)
+                    want = tt_values(g);
+                else
+                    CHECK(want && tt_tensor_close(dt ? "lazy zero f64" : "lazy zero f32", g, want, 0, 0));
+            }
+            free(want);
+        }
+        lt_gpt_free(m);
+    }
+}
+
 /* The logits path and the fused-loss path agree, and the loss is the mean cross-entropy of those logits. */
 static void test_logits_and_loss_agree(void) {
     lt_gpt_config c = small_config();
@@ -203,6 +240,7 @@ static void test_errors(void) {
 int main(void) {
     RUN(test_names_and_init);
     RUN(test_grad_accumulation);
+    RUN(test_lazy_zero_grad);
     RUN(test_logits_and_loss_agree);
     RUN(test_sample);
     RUN(test_errors);

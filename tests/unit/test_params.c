@@ -39,6 +39,26 @@ static void test_flat_layout_and_growth(void) {
     gv = tt_values(gflat);
     CHECK(gv[6 + 50 * 77] == 0.0);
     free(gv);
+    /* lazily zeroed: a gradient no backward writes reads as zero through lt_params_flat and lt_tensor_grad, one
+     * that a backward writes holds just that backward's contribution */
+    CHECK_OK(lt_sum(c, NULL, 0, false, &loss));
+    CHECK_OK(lt_backward(loss));
+    CHECK_OK(lt_params_zero_grad_lazy(p));
+    CHECK_OK(lt_sum(a, NULL, 0, false, &loss));
+    CHECK_OK(lt_backward(loss));
+    CHECK_OK(lt_tensor_grad(c, &g));
+    double *cv = tt_values(g);
+    CHECK(cv[0] == 0.0 && cv[4] == 0.0);
+    free(cv);
+    CHECK_OK(lt_params_zero_grad_lazy(p));
+    CHECK_OK(lt_sum(a, NULL, 0, false, &loss));
+    CHECK_OK(lt_backward(loss));
+    CHECK_OK(lt_params_flat(p, NULL, &gflat));
+    gv = tt_values(gflat);
+    double sum = 0;
+    for (int64_t i = 0; i < lt_params_numel(p); i++) sum += gv[i];
+    CHECK(sum == 6.0 && gv[0] == 1.0 && gv[6 + 50 * 77] == 0.0);
+    free(gv);
     free(want);
     lt_params_free(p);
     lt_params_free(NULL);
@@ -100,6 +120,7 @@ static void test_errors(void) {
     CHECK_ERR(lt_params_reserve(p, -1), LT_ERR_ARG, "lt_params_reserve");
     CHECK_ERR(lt_params_reserve(p, 1ll << 62), LT_ERR_OOM, "lt_params_reserve");
     CHECK_ERR(lt_params_zero_grad(NULL), LT_ERR_ARG, "lt_params_zero_grad");
+    CHECK_ERR(lt_params_zero_grad_lazy(NULL), LT_ERR_ARG, "lt_params_zero_grad_lazy");
     CHECK(lt_params_count(NULL) == 0 && lt_params_numel(NULL) == 0);
     lt_params_free(p);
 }
