@@ -1,12 +1,49 @@
 /* CPU kernels for memory and creation: fill, strided copy with dtype conversion, arange, Philox draws.
- * Copies walk N-d indices only when a layout needs it; contiguous same-dtype copies are one memcpy. */
+ * Copies walk N-d indices only when a layout needs it; contiguous same-dtype copies are one memcpy, split over the
+ * threads when large (as are zero-fills). */
 #include "core/error.h"
 #include "core/philox.h"
 #include "cpu/cpu.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <string.h>
+
+/* Contiguous moves and zero-fills of at least this many bytes are split over the OpenMP team: one core's stream gets
+ * about half of the memory bandwidth (copying on the 2-core Zen 4: 24 GB/s on one thread, 46 on two). The gradient
+ * of a tied 50304 x 768 embedding (155 MB) is one such move per step. */
+#define PAR_BYTES ((size_t)4 << 20)
+
+/* The calling thread's share [*lo, *hi) of `bytes` inside a parallel region, cut at 4 KiB multiples. */
+static void byte_span(size_t bytes, size_t *lo, size_t *hi) {
+    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    const size_t chunk = ((bytes + nt - 1) / nt + 4095) & ~(size_t)4095;
+    *lo = t * chunk < bytes ? t * chunk : bytes;
+    *hi = *lo + chunk < bytes ? *lo + chunk : bytes;
+}
+
+static void move_bytes(char *d, const char *s, size_t bytes) {
+    if (bytes < PAR_BYTES || (d < s + bytes && s < d + bytes)) { /* overlapping: only memmove's order is right */
+        memmove(d, s, bytes);
+        return;
+    }
+#pragma omp parallel
+    {
+        size_t lo, hi;
+        byte_span(bytes, &lo, &hi);
+        memcpy(d + lo, s + lo, hi - lo);
+    }
+}
+
+static void zero_bytes(char *p, size_t bytes) {
+#pragma omp parallel if (bytes >= PAR_BYTES)
+    {
+        size_t lo, hi;
+        byte_span(bytes, &lo, &hi);
+        memset(p + lo, 0, hi - lo);
+    }
+}
 
 lt_status lt__cpu_fill(lt_tensor *y, double value) {
     int64_t n = lt__numel(y->shape, y->ndim);
@@ -14,7 +51,7 @@ lt_status lt__cpu_fill(lt_tensor *y, double value) {
     char *p = lt__data(y);
     if (n == 0) return LT_OK;
     if (value == 0.0 && !signbit(value)) { /* all-zero bits in every dtype */
-        memset(p, 0, (size_t)n * es);
+        zero_bytes(p, (size_t)n * es);
         return LT_OK;
     }
     lt__store(p, 0, y->dtype, value);
@@ -48,7 +85,7 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
     const char *sp = lt__data(src);
     bool same = dst->dtype == src->dtype;
     if (same && lt__is_contiguous(dst) && lt__is_contiguous(src)) {
-        memmove(dp, sp, (size_t)n * des);
+        move_bytes(dp, sp, (size_t)n * des);
         return LT_OK;
     }
     /* Walk the innermost dim in a tight loop and the outer dims with an odometer. */

@@ -695,6 +695,48 @@ static void test_copy_into_strided_views(void) {
 
 /* lt_tensor_copy's internal broadcast view of src must not outlive the call: releasing src right after a copy made
  * inside a scope frees its storage at once, as tensor.h's lt_tensor_release promises. */
+/* Contiguous copies and zero-fills of 4 MiB and more are split over the threads: every element arrives, and an
+ * overlapping copy (two slices of one tensor, either direction) is still a memmove. i32 keeps every value exact. */
+static void test_large_copy_and_fill(void) {
+    const int64_t n = 3 << 20; /* 12 MiB of i32 */
+    lt_tensor *x, *y, *lo, *hi;
+    CHECK_OK(lt_tensor_arange(0, (double)n, 1, LT_I32, LT_DEVICE_CPU, &x));
+    CHECK_OK(lt_tensor_empty(&n, 1, LT_I32, LT_DEVICE_CPU, &y));
+    CHECK_OK(lt_tensor_copy(y, x));
+    const int32_t *py = lt_tensor_data(y);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += py[i] != (int32_t)i;
+    CHECK(bad == 0);
+    /* y[0 : 2n/3] = y[n/3 : n], then back: the ranges overlap */
+    const int64_t third = n / 3;
+    CHECK_OK(lt_slice(y, 0, 0, 2 * third, 1, &lo));
+    CHECK_OK(lt_slice(y, 0, third, n, 1, &hi));
+    CHECK_OK(lt_tensor_copy(lo, hi));
+    bad = 0;
+    for (int64_t i = 0; i < 2 * third; i++) bad += py[i] != (int32_t)(i + third);
+    CHECK(bad == 0);
+    CHECK_OK(lt_tensor_copy(x, y)); /* keep y's shifted values in x for the check below */
+    CHECK_OK(lt_tensor_copy(hi, lo));
+    const int32_t *px = lt_tensor_data(x);
+    bad = 0;
+    for (int64_t i = third; i < n; i++) bad += py[i] != px[i - third];
+    CHECK(bad == 0);
+    /* a zero-fill over ones: a parameter's gradient after a backward of its sum */
+    lt_params *p;
+    lt_tensor *w, *loss, *g;
+    CHECK_OK(lt_params_create(LT_F32, LT_DEVICE_CPU, &p));
+    CHECK_OK(lt_params_add(p, "w", &n, 1, &w));
+    CHECK_OK(lt_sum(w, NULL, 0, false, &loss));
+    CHECK_OK(lt_backward(loss));
+    CHECK_OK(lt_params_zero_grad(p));
+    CHECK_OK(lt_params_flat(p, NULL, &g));
+    const float *pg = lt_tensor_data(g);
+    bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += pg[i] != 0.0f;
+    CHECK(bad == 0);
+    lt_params_free(p);
+}
+
 static void test_copy_keeps_no_reference(void) {
     int64_t n = 4096;
     lt_tensor *dst = NULL, *src = NULL;
@@ -1134,6 +1176,7 @@ int main(void) {
     RUN(test_copy_broadcast);
     RUN(test_copy_into_strided_views);
     RUN(test_copy_keeps_no_reference);
+    RUN(test_large_copy_and_fill);
     RUN(test_accessors);
     RUN(test_names_and_version);
     RUN(test_scopes);
