@@ -721,6 +721,28 @@ static void test_large_copy_and_fill(void) {
     bad = 0;
     for (int64_t i = third; i < n; i++) bad += py[i] != px[i - third];
     CHECK(bad == 0);
+    /* rows moved in parallel: z[j][i][c] = x[i][j][c] through a permuted view (two outer dims), and a broadcast row */
+    enum { I = 64, J = 96, C = 256 }; /* 6 MiB */
+    lt_tensor *head, *x3, *perm, *z, *row, *wide, *rows;
+    CHECK_OK(lt_slice(x, 0, 0, (int64_t)I * J * C, 1, &head));
+    CHECK_OK(lt_view(head, (const int64_t[]){I, J, C}, 3, &x3));
+    CHECK_OK(lt_permute(x3, (const int[]){1, 0, 2}, &perm));
+    CHECK_OK(lt_tensor_empty((const int64_t[]){J, I, C}, 3, LT_I32, LT_DEVICE_CPU, &z));
+    CHECK_OK(lt_tensor_copy(z, perm));
+    const int32_t *pz = lt_tensor_data(z);
+    bad = 0;
+    for (int64_t j = 0; j < J; j++)
+        for (int64_t i = 0; i < I; i++)
+            for (int64_t c = 0; c < C; c++) bad += pz[(j * I + i) * C + c] != px[(i * J + j) * C + c];
+    CHECK(bad == 0);
+    CHECK_OK(lt_slice(x, 0, 0, C, 1, &row));
+    CHECK_OK(lt_expand(row, (const int64_t[]){I * J, C}, 2, &wide));
+    CHECK_OK(lt_tensor_empty((const int64_t[]){I * J, C}, 2, LT_I32, LT_DEVICE_CPU, &rows));
+    CHECK_OK(lt_tensor_copy(rows, wide));
+    const int32_t *pr = lt_tensor_data(rows);
+    bad = 0;
+    for (int64_t k = 0; k < (int64_t)I * J * C; k++) bad += pr[k] != px[k % C];
+    CHECK(bad == 0);
     /* a zero-fill over ones: a parameter's gradient after a backward of its sum */
     lt_params *p;
     lt_tensor *w, *loss, *g;
