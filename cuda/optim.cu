@@ -152,8 +152,8 @@ lt_status adamw_t(lt_tensor *param, const lt_tensor *grad, lt_tensor *m, lt_tens
 
 /* ---- SGD ---- */
 
-/* torch.optim.SGD (dampening 0), on g = grad * gs: d = g + wd p; v = first ? d : momentum v + d; p -= lr (nesterov ? d + momentum v
- * : v). v is NULL without momentum. */
+/* torch.optim.SGD (dampening 0), on g = grad * gs: d = g + wd p; v = first ? d : momentum v + d;
+ * p -= lr (nesterov ? d + momentum v : v). v is NULL without momentum. */
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     sgd_kernel(T *p, const T *g, T *v, int64_t n, T lr, T momentum, T wd, bool nesterov, bool first, T gs) {

@@ -141,10 +141,10 @@ LT_API lt_status lt_dist_scatter_shards(lt_dist *d, const void *full, void *shar
  * shard (summed, or averaged with average), the norm of the whole gradient (every rank's shard sum of squares,
  * all-reduced), the optimizer's update of the shard from its gradients clipped as lt_clip_grad_norm would clip the
  * whole (max_norm <= 0 only measures; the factor is applied inside the update, lt_optim_step_scaled, so the gradient
- * buffer keeps the reduced, unclipped values), and the all-gather of the parameters. opt must update exactly this rank's shard
- * (lt_adamw_create_range with lt_dist_shard_of's offset and count). *norm (may be NULL) gets the global norm before
- * clipping, the same on every rank. With one process (NULL or world 1) it is clip + step. Errors: LT_ERR_ARG when opt's
- * range is not this rank's shard or max_norm is NaN, else those of the calls above. Collective. */
+ * buffer keeps the reduced, unclipped values), and the all-gather of the parameters. opt must update exactly this
+ * rank's shard (lt_adamw_create_range with lt_dist_shard_of's offset and count). *norm (may be NULL) gets the global
+ * norm before clipping, the same on every rank. With one process (NULL or world 1) it is clip + step. Collective.
+ * Errors: LT_ERR_ARG when opt's range is not this rank's shard or max_norm is NaN, else those of the calls above. */
 LT_API lt_status lt_dist_zero_step(lt_dist *d, lt_params *p, lt_optim *opt, int64_t bucket_bytes, bool average,
                                    double max_norm, double *norm);
 

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Contiguous moves and zero-fills of at least this many bytes are split over the OpenMP team: one core's stream gets
@@ -24,7 +25,8 @@ static void byte_span(size_t bytes, size_t *lo, size_t *hi) {
 }
 
 static void move_bytes(char *d, const char *s, size_t bytes) {
-    if (bytes < PAR_BYTES || (d < s + bytes && s < d + bytes)) { /* overlapping: only memmove's order is right */
+    const uintptr_t a = (uintptr_t)d, b = (uintptr_t)s;
+    if (bytes < PAR_BYTES || (a < b + bytes && b < a + bytes)) { /* overlapping: only memmove's order is right */
         memmove(d, s, bytes);
         return;
     }

@@ -162,11 +162,12 @@ typedef struct adamw_consts {
 } adamw_consts;
 
 /* One segment, element by element, in T and in torch's order of operations so that f32 agrees with PyTorch to
- * rounding: g = grad * gs (torch's in-place clip, done here in the update's own pass); p *= decay; m = m b1 + omb1 g; v = v b2 + omb2 g g; p += neg_step m / (sqrt(v) / bc2_sqrt + eps).
- * torch runs these as six passes over memory; fused, the update reads and writes each buffer once. The span loop is
- * compiled per ISA (LT_CLONES) and forced to vectorise: scalar square roots and divisions made it 3x slower than its
- * memory traffic, 200 ms of a 1.4 s gpt2-124M step on 2 cores. This file is compiled without FMA contraction, so
- * every build rounds each operation as written, as the CUDA kernels it is checked against do. */
+ * rounding: g = grad * gs (torch's in-place clip, done here in the update's own pass); p *= decay;
+ * m = m b1 + omb1 g; v = v b2 + omb2 g g; p += neg_step m / (sqrt(v) / bc2_sqrt + eps). torch runs these as six
+ * passes over memory; fused, the update reads and writes each buffer once. The span loop is compiled per ISA
+ * (LT_CLONES) and forced to vectorise: scalar square roots and divisions made it 3x slower than its memory traffic,
+ * 200 ms of a 1.4 s gpt2-124M step on 2 cores. This file is compiled without FMA contraction, so every build rounds
+ * each operation as written, as the CUDA kernels it is checked against do. */
 #define LT_ADAMW_KERNEL(T, SQRT)                                                                                       \
     LT_CLONES static void adamw_span_##T(T *restrict p, const T *restrict g, T *restrict m, T *restrict v, int64_t n,  \
                                          T decay, T b1, T omb1, T b2, T omb2, T neg_step, T bc2_sqrt, T eps, T gs) {   \

@@ -489,9 +489,9 @@ static void test_clip_edge_cases(void) {
 
     /* the factor alone */
     CHECK(lt_clip_coef(4.0, 1.0) == 1.0 / (4.0 + 1e-6));
-    CHECK(lt_clip_coef(0.5, 1.0) == 1.0);   /* below max_norm: untouched */
-    CHECK(lt_clip_coef(0.0, 1.0) == 1.0);   /* the 1e-6 keeps a zero norm finite */
-    CHECK(lt_clip_coef(4.0, 0.0) == 1.0);   /* max_norm <= 0 never clips */
+    CHECK(lt_clip_coef(0.5, 1.0) == 1.0); /* below max_norm: untouched */
+    CHECK(lt_clip_coef(0.0, 1.0) == 1.0); /* the 1e-6 keeps a zero norm finite */
+    CHECK(lt_clip_coef(4.0, 0.0) == 1.0); /* max_norm <= 0 never clips */
     CHECK(lt_clip_coef(4.0, -2.0) == 1.0);
     CHECK(lt_clip_coef(inf, 1.0) == 0.0);
     CHECK(isnan(lt_clip_coef(NAN, 1.0)));
