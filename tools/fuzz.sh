@@ -84,20 +84,12 @@ while IFS= read -r unit; do
         sed 's/^ *//; s/ (BuildId: [0-9a-f]*)//' || true)
     what=$(grep -m 1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|^fuzz_ckpt: ' <<<"$out" |
         sed 's/^==[0-9]*==//' || true)
-    if grep -q 'out-of-memory (malloc(' <<<"$what"; then
-        # One allocation over the limit: the report's stack is that allocation's, so it is whoever made it, the first
-        # frame outside the runtime (libtrain only calls into libhdf5 further down, as for a crash; seen: libhdf5
-        # asking for 4 GB for a corrupt B-tree header under H5Lexists).
-        if grep -q 'libhdf5' <<<"$frame"; then
-            theirs=$((theirs + 1))
-            echo "fuzz.sh: one allocation over the limit in libhdf5, not libtrain: $unit"
-        else
-            ours=$((ours + 1))
-            echo "fuzz.sh: IN LIBTRAIN (one allocation over the limit): $unit"
-        fi
-    elif grep -q 'out-of-memory' <<<"$what"; then
-        # An out-of-memory report lists the live heap by allocation site: it is libtrain's only when one of those
-        # sites is in libtrain (ASan's quarantine of libhdf5's freed buffers can also push RSS over the limit).
+    if grep -q 'out-of-memory (used:' <<<"$what"; then
+        # An RSS report ("out-of-memory (used: N; limit: M)") lists the live heap by allocation site: it is
+        # libtrain's only when one of those sites is in libtrain (ASan's quarantine of libhdf5's freed buffers can
+        # also push RSS over the limit). A single malloc over the limit ("out-of-memory (malloc(N))") comes with that
+        # allocation's stack and, like a crash, belongs to its first frame outside the runtime (seen: libhdf5 asking
+        # for 4 GB for a corrupt B-tree header).
         if grep -qE ' in lt_|/src/(ckpt|core|tensor|train|nn|ops)/' <<<"$out"; then
             ours=$((ours + 1))
             echo "fuzz.sh: IN LIBTRAIN (out of memory): $unit"
