@@ -209,22 +209,27 @@ static const tile_fn tiles[MR + 1] = {NULL,   tile_1, tile_2, tile_3,  tile_4,  
 /* Transposes the 16 x 16 block r in place (r[i] lane j <-> r[j] lane i). */
 LT_AVX512 LT_INLINE void transpose16(__m512 r[16]) {
     __m512 t[16];
+#pragma GCC unroll 8
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+#pragma GCC unroll 4
     for (int i = 0; i < 16; i += 4) {
         r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
         r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
         r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
         r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
     }
+#pragma GCC unroll 2
     for (int i = 0; i < 16; i += 8) {
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
             t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
         }
     }
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
         r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
@@ -240,12 +245,10 @@ LT_AVX512 LT_INLINE void transpose_block(const float *src, int64_t ld, int rows,
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
     transpose16(r);
-    if (np == 16) {
+    /* (unrolled with constant indices, so that r stays in registers) */
 #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
-    } else {
-        for (int i = 0; i < np; i++) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
-    }
+    for (int i = 0; i < 16; i++)
+        if (i < np) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
 }
 
 /* a micro-panel, op(a) = a: rows [0, mr) of a (contiguous in k, lda apart), k in [0, kc) -> ap[p * MR + r]. */
