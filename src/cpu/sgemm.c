@@ -9,14 +9,16 @@
  *   jc: the thread's columns in blocks of nc (multiple of 32) <= NC_MAX when kc = KC_MAX (a shorter kc allows a
  *       wider block, in the same space),
  *   pc: k in blocks of kc <= KC_MAX: b[pc:pc+kc, jc:jc+nc] is packed into 32-column micro-panels (kc x nc floats,
- *       the buffer less one a micro-panel, <= ~740 KiB: stays in the core's 1 MiB L2),
- *   ic: rows in steps of 12: a[ic:ic+12, pc:pc+kc] is packed k-major (kc x 12 floats, <= 18 KiB: stays in L1)
+ *       <= 720 KiB, beside up to 4 a micro-panels: 792 KiB in all, within the core's 1 MiB L2),
+ *   ic: rows in steps of 48: a[ic:ic+48, pc:pc+kc] is packed k-major into 4 micro-panels of 12 rows (kc x 12 floats,
+ *       <= 18 KiB each: the one in use stays in L1; packing 4 at once reads whole cache lines of a transposed a),
+ *   ir: the 12-row micro-panels of that block, and for each
  *   jr: the micro-kernel over the nc/32 micro-panels of b, which stream from L2 (prefetched 8 k steps ahead).
  * The k blocks are the same ones (balanced, from k alone) whatever the threads, and each c element is summed in k
  * order inside a block, the blocks added to c in order: the result does not depend on the thread count.
  *
  * When the thread's columns take several nc blocks and its rows are few (packed a for all of them, m x kc, fits in
- * the buffer beside a b block of at least NC_MIN_RES columns: m <= ~360 for kc = 384, as in gpt2's m = 256), the
+ * the buffer beside a b block of at least NC_MIN_RES columns: m <= 400 for kc = 384, as in gpt2's m = 256), the
  * loops become pc, jc, ic instead: each k block of a is packed once (during the first column block) and stays
  * resident in L2, with narrower b blocks beside it, rather than packed again for every column block.
  *
@@ -78,7 +80,12 @@ bool lt__sgemm_avx512_available(void) {
 #ifndef PF_HINT
 #define PF_HINT _MM_HINT_T0
 #endif
-#define BUF_MAIN ((int64_t)KC_MAX * NC_MAX + (int64_t)KC_MAX * MR)
+/* rows of a packed at a time: MC_PANELS micro-panels (see pack_a_t) */
+#ifndef MC_PANELS
+#define MC_PANELS 4
+#endif
+#define MC (MR * MC_PANELS)
+#define BUF_MAIN ((int64_t)KC_MAX * NC_MAX + (int64_t)KC_MAX * MC)
 #define BUF_FLOATS ((size_t)BUF_MAIN + 64)
 /* narrowest b block worth keeping a resident for (see sgemm_worker) */
 #ifndef NC_MIN_RES
@@ -257,11 +264,17 @@ LT_AVX512 static void pack_a_n(const float *a, int64_t lda, int mr, int64_t kc, 
         transpose_block(a + p0, lda, mr, min64(16, kc - p0), ap + p0 * MR, MR, (__mmask16)0x0FFF);
 }
 
-/* a micro-panel, op(a) = a^T: a holds op(a)'s columns as rows, so each k gives mr contiguous values. */
-LT_AVX512 static void pack_a_t(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
-    __mmask16 lm = lanes(mr);
-    for (int64_t p = 0; p < kc; p++)
-        _mm512_mask_storeu_ps(ap + p * MR, (__mmask16)0x0FFF, _mm512_maskz_loadu_ps(lm, a + p * lda));
+/* rows [0, rows) of op(a) = a^T as consecutive micro-panels (panel q at ap + q * kc * MR): a holds op(a)'s columns
+ * as rows, so each k gives `rows` contiguous values. All the panels are filled in one pass over k, which uses every
+ * cache line it fetches: one panel at a time would fetch each k's line (lda apart, often aliasing in the caches) again
+ * for the next panel. */
+LT_AVX512 static void pack_a_t(const float *a, int64_t lda, int64_t rows, int64_t kc, float *ap) {
+    for (int64_t p = 0; p < kc; p++) {
+        const float *src = a + p * lda;
+        for (int64_t q = 0; q < rows; q += MR)
+            _mm512_mask_storeu_ps(ap + q * kc + p * MR, (__mmask16)0x0FFF,
+                                  _mm512_maskz_loadu_ps(lanes(min64(MR, rows - q)), src + q));
+    }
 }
 
 /* b block, op(b) = b: kc rows of nc contiguous values, ldb apart -> 32-column micro-panels bp[jr * kc + p * NR + j],
@@ -330,11 +343,14 @@ LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float 
     }
 }
 
-LT_AVX512 LT_INLINE void pack_a(const sgemm_args *g, int64_t ic, int mr, int64_t pc, int64_t kc, float *ap) {
-    if (g->ta)
-        pack_a_t(g->a + pc * g->lda + ic, g->lda, mr, kc, ap);
-    else
-        pack_a_n(g->a + ic * g->lda + pc, g->lda, mr, kc, ap);
+/* rows [ic, ic + rows) of op(a), k in [pc, pc + kc), as consecutive micro-panels (each MR * kc floats) at ap */
+LT_AVX512 LT_INLINE void pack_a(const sgemm_args *g, int64_t ic, int64_t rows, int64_t pc, int64_t kc, float *ap) {
+    if (g->ta) {
+        pack_a_t(g->a + pc * g->lda + ic, g->lda, rows, kc, ap);
+        return;
+    }
+    for (int64_t q = 0; q < rows; q += MR, ap += MR * kc)
+        pack_a_n(g->a + (ic + q) * g->lda + pc, g->lda, (int)min64(MR, rows - q), kc, ap);
 }
 
 LT_AVX512 LT_INLINE void pack_b(const sgemm_args *g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, float *bp) {
@@ -342,6 +358,15 @@ LT_AVX512 LT_INLINE void pack_b(const sgemm_args *g, int64_t jc, int64_t nc, int
         pack_b_t(g->b + jc * g->ldb + pc, g->ldb, kc, nc, bp);
     else
         pack_b_n(g->b + pc * g->ldb + jc, g->ldb, kc, nc, bp);
+}
+
+/* c[ic:ic+rows, jc:jc+nc] (=|+=) the a micro-panels at ap (packed there first when `pack`) * the packed b block. */
+LT_AVX512 static void row_block(const sgemm_args *g, int64_t ic, int64_t rows, int64_t pc, int64_t kc, float *ap,
+                                bool pack, const float *bp, int64_t jc, int64_t nc, int mode) {
+    if (pack) pack_a(g, ic, rows, pc, kc, ap);
+    for (int64_t q = 0; q < rows; q += MR)
+        tile_row((int)min64(MR, rows - q), kc, ap + q * kc, bp, nc, g->c + (ic + q) * g->ldc + jc, g->ldc, mode,
+                 g->beta);
 }
 
 /* Thread tid of nth: its share of the tiles, start to end. buf holds BUF_FLOATS floats, 64-byte aligned. */
@@ -359,9 +384,9 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
     if (m0 >= m1 || n0 >= n1) return;
     int64_t nt = n1 - n0;
     int64_t kcb = cdiv(g->k, cdiv(g->k, KC_MAX));
-    /* the widest b block beside one a micro-panel in the buffer: NC_MAX when kcb = KC_MAX, wider for a shorter k
+    /* the widest b block beside MC_PANELS a micro-panels in the buffer: NC_MAX when kcb = KC_MAX, wider for a shorter k
      * (the same L2 footprint), so fewer column blocks pack a again */
-    int64_t nc_max = (BUF_MAIN - MR * kcb) / kcb / NR * NR;
+    int64_t nc_max = (BUF_MAIN - MC * kcb) / kcb / NR * NR;
     int64_t ncb = cdiv(cdiv(nt, cdiv(nt, nc_max)), NR) * NR;
     /* a resident: when the thread's columns take several nc blocks, the loops below would pack its rows of a again for
      * each. If the packed a of all its rows (m1 - m0 rows by kcb) leaves room in the buffer for a b block of at least
@@ -378,12 +403,8 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
             for (int64_t jc = n0; jc < n1; jc += ncr) {
                 int64_t nc = min64(ncr, n1 - jc);
                 pack_b(g, jc, nc, pc, kc, bp);
-                float *ap = apall;
-                for (int64_t ic = m0; ic < m1; ic += MR, ap += MR * kc) {
-                    int mr = (int)min64(MR, m1 - ic);
-                    if (jc == n0) pack_a(g, ic, mr, pc, kc, ap);
-                    tile_row(mr, kc, ap, bp, nc, g->c + ic * g->ldc + jc, g->ldc, mode, g->beta);
-                }
+                for (int64_t ic = m0; ic < m1; ic += MC)
+                    row_block(g, ic, min64(MC, m1 - ic), pc, kc, apall + (ic - m0) * kc, jc == n0, bp, jc, nc, mode);
             }
         }
         return;
@@ -395,11 +416,8 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
             int64_t kc = min64(kcb, g->k - pc);
             pack_b(g, jc, nc, pc, kc, bp);
             int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
-            for (int64_t ic = m0; ic < m1; ic += MR) {
-                int mr = (int)min64(MR, m1 - ic);
-                pack_a(g, ic, mr, pc, kc, ap);
-                tile_row(mr, kc, ap, bp, nc, g->c + ic * g->ldc + jc, g->ldc, mode, g->beta);
-            }
+            for (int64_t ic = m0; ic < m1; ic += MC)
+                row_block(g, ic, min64(MC, m1 - ic), pc, kc, ap, true, bp, jc, nc, mode);
         }
     }
 }

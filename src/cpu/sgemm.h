@@ -14,7 +14,7 @@ bool lt__sgemm_avx512_available(void);
  * beta == 0 never reads c (it may hold NaN). Each element of c is summed in an order that depends only on k, so the
  * result is bitwise the same whatever the thread count. Runs on the calling thread's OpenMP team (one thread inside
  * a parallel region). Returns false, with c untouched, when the CPU lacks AVX-512 or a thread's packing buffer
- * (about 740 KiB, allocated once per thread and kept) cannot be allocated: the caller then falls back to BLAS. */
+ * (about 800 KiB, allocated once per thread and kept) cannot be allocated: the caller then falls back to BLAS. */
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                       int64_t ldb, float beta, float *c, int64_t ldc);
 
