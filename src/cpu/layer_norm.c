@@ -1,7 +1,10 @@
 /* CPU layer norm over the last dim of a contiguous x [M, C], forward and backward (the reference kernels).
- * Statistics are two-pass in double (the mean, then the mean squared deviation) so a large mean cannot cancel the
- * variance away; `omp simd` lets the compiler split those sums over vector lanes. Rows run in parallel; gw and gb are
- * summed over rows per column block, which needs no atomics and gives the same bits on any number of threads. */
+ * Each row's work is in x's own precision (f32 rows in float, the width of 16 lanes; f64 in double), with `omp simd`
+ * splitting the sums over vector lanes. The statistics are a corrected two-pass: the mean mu0, then the sum and the
+ * sum of squares of the deviations from mu0. Those deviations are small, so their mean dm corrects mu0's rounding
+ * (x - mean is computed as (x - mu0) - dm) and a large mean cannot cancel the variance away. The gw and gb sums over
+ * rows accumulate in double, per column block, which needs no atomics and gives the same bits on any number of
+ * threads. Rows run in parallel. */
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
@@ -17,57 +20,63 @@
  * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
  * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
-#define DEFINE_LAYER_NORM(T, SFX)                                                                                      \
+#define DEFINE_LAYER_NORM(T, A, SFX)                                                                                   \
     LT_CLONES static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C,        \
                                        T *sum, T *y, T *mean, T *rstd) {                                               \
         if (res) {                                                                                                     \
             _Pragma("omp simd") for (int64_t c = 0; c < C; c++) sum[c] = x[c] + res[c];                                \
             x = sum;                                                                                                   \
         }                                                                                                              \
-        double s = 0.0, v = 0.0;                                                                                       \
+        A s = 0, sd = 0, v = 0;                                                                                        \
         _Pragma("omp simd reduction(+ : s)") for (int64_t c = 0; c < C; c++) s += x[c];                                \
-        double mu = s / (double)C;                                                                                     \
-        _Pragma("omp simd reduction(+ : v)") for (int64_t c = 0; c < C; c++) {                                         \
-            double d = (double)x[c] - mu;                                                                              \
+        A mu0 = s / (A)C;                                                                                              \
+        _Pragma("omp simd reduction(+ : sd, v)") for (int64_t c = 0; c < C; c++) {                                     \
+            A d = (A)x[c] - mu0;                                                                                       \
+            sd += d;                                                                                                   \
             v += d * d;                                                                                                \
         }                                                                                                              \
-        double r = 1.0 / sqrt(v / (double)C + eps);                                                                    \
+        /* mu0's error (its sum's rounding) is corrected by the mean deviation dm from it, which is small and so       \
+         * exact enough: x - mean = (x - mu0) - dm, whose first difference is exact for x near mu0 */                  \
+        double dm = (double)sd / (double)C;                                                                            \
+        double var = (double)v / (double)C - dm * dm;                                                                  \
+        if (var < 0.0) var = 0.0; /* (rounding; a NaN stays) */                                                        \
+        A r = (A)(1.0 / sqrt(var + eps));                                                                              \
+        A dmA = (A)dm;                                                                                                 \
         if (w && b) /* the usual case, as its own loop so that it vectorises */                                        \
-            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) y[c] = (T)(((double)x[c] - mu) * r * w[c] + b[c]);     \
+            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) y[c] = (T)((((A)x[c] - mu0) - dmA) * r * w[c] + b[c]); \
         else                                                                                                           \
             for (int64_t c = 0; c < C; c++) {                                                                          \
-                double h = ((double)x[c] - mu) * r;                                                                    \
+                A h = (((A)x[c] - mu0) - dmA) * r;                                                                     \
                 if (w) h *= w[c];                                                                                      \
                 if (b) h += b[c];                                                                                      \
                 y[c] = (T)h;                                                                                           \
             }                                                                                                          \
-        *mean = (T)mu;                                                                                                 \
+        *mean = (T)((double)mu0 + dm);                                                                                 \
         *rstd = (T)r;                                                                                                  \
     }                                                                                                                  \
-    LT_CLONES static void ln_row_bwd_##SFX(const T *x, const T *w, double mu, double r, const T *gy, int64_t C,        \
-                                           T *gx) {                                                                    \
-        double sg = 0.0, sgx = 0.0;                                                                                    \
+    LT_CLONES static void ln_row_bwd_##SFX(const T *x, const T *w, A mu, A r, const T *gy, int64_t C, T *gx) {         \
+        A sg = 0, sgx = 0;                                                                                             \
         _Pragma("omp simd reduction(+ : sg, sgx)") for (int64_t c = 0; c < C; c++) {                                   \
-            double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
+            A g = w ? (A)gy[c] * w[c] : (A)gy[c];                                                                      \
             sg += g;                                                                                                   \
-            sgx += g * (((double)x[c] - mu) * r);                                                                      \
+            sgx += g * (((A)x[c] - mu) * r);                                                                           \
         }                                                                                                              \
-        sg /= (double)C;                                                                                               \
-        sgx /= (double)C;                                                                                              \
+        sg /= (A)C;                                                                                                    \
+        sgx /= (A)C;                                                                                                   \
         _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                                                          \
-            double g = w ? (double)gy[c] * w[c] : (double)gy[c];                                                       \
-            gx[c] = (T)(r * (g - sg - ((double)x[c] - mu) * r * sgx));                                                 \
+            A g = w ? (A)gy[c] * w[c] : (A)gy[c];                                                                      \
+            gx[c] = (T)(r * (g - sg - ((A)x[c] - mu) * r * sgx));                                                      \
         }                                                                                                              \
     }                                                                                                                  \
     LT_CLONES static void ln_cols_bwd_##SFX(const T *x, const T *mean, const T *rstd, const T *gy, int64_t M,          \
                                             int64_t C, int64_t c0, int64_t cols, T *gw, T *gb) {                       \
         double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
-        for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0.0;                                                        \
+        for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0;                                                          \
         for (int64_t m = 0; m < M; m++) {                                                                              \
             const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                       \
-            double mu = mean[m], r = rstd[m];                                                                          \
+            A mu = mean[m], r = rstd[m];                                                                               \
             _Pragma("omp simd") for (int64_t c = 0; c < cols; c++) {                                                   \
-                aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                   \
+                aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                                   \
                 ab[c] += gr[c];                                                                                        \
             }                                                                                                          \
         }                                                                                                              \
@@ -77,8 +86,8 @@
         }                                                                                                              \
     }
 
-DEFINE_LAYER_NORM(float, f32)
-DEFINE_LAYER_NORM(double, f64)
+DEFINE_LAYER_NORM(float, float, f32)
+DEFINE_LAYER_NORM(double, double, f64)
 
 /* Every non-NULL tensor must be contiguous and of x's dtype, which is f32 or f64. */
 static lt_status check_args(const char *who, const lt_tensor *x, const lt_tensor *const *ts, int n) {
