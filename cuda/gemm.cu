@@ -138,12 +138,19 @@ lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, do
 using namespace lt_cuda;
 
 extern "C" lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                                   lt_tensor *c) {
+                                   const lt_tensor *bias, lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
     lt__blas_operand la, lb;
-    LT_TRY(lt__gemm_check(kWho, a, b, c, m, n, k, &la, &lb));
+    LT_TRY(lt__gemm_check(kWho, a, b, c, bias, beta, m, n, k, &la, &lb));
     if (batch * m * n == 0) return LT_OK;
+    if (bias) { // c = the bias rows (one broadcast copy kernel), then cuBLAS adds the product onto them
+        lt_tensor hb;
+        LT_TRY(lt__broadcast_header(bias, c->shape, c->ndim, &hb));
+        LT_TRY(lt__cuda_copy(c, &hb));
+        if (k == 0) return LT_OK;
+        beta = 1;
+    }
     if (a->dtype == LT_BF16) return gemm_bf16(a, b, ta, tb, alpha, beta, c, la, lb, batch, m, n, k);
     return dispatch_float(c->dtype, kWho, [&](auto zero) -> lt_status {
         using T = decltype(zero);

@@ -70,8 +70,9 @@ static bool lt__blas_layout(const lt_tensor *t, lt__blas_operand *op) {
     return true;
 }
 
-lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c, int64_t m,
-                         int64_t n, int64_t k, lt__blas_operand *la, lt__blas_operand *lb) {
+lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c,
+                         const lt_tensor *bias, double beta, int64_t m, int64_t n, int64_t k, lt__blas_operand *la,
+                         lt__blas_operand *lb) {
     if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
         !lt__is_contiguous(c))
         return lt__err(LT_ERR_INTERNAL, "%s: operands are not 3-D [batch, rows, cols] with a contiguous c", who);
@@ -85,6 +86,8 @@ lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b
                        (long long)c->shape[0], (long long)m, (long long)n, (long long)k);
     if (!lt__blas_layout(a, la) || !lt__blas_layout(b, lb))
         return lt__err(LT_ERR_INTERNAL, "%s: an operand has no unit-stride matrix dim or a bad ld", who);
+    if (bias && (bias->ndim != 1 || bias->shape[0] != n || bias->dtype != c->dtype || beta != 0))
+        return lt__err(LT_ERR_INTERNAL, "%s: the bias must be a [%lld] of c's dtype, with beta = 0", who, (long long)n);
     return LT_OK;
 }
 

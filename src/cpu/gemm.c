@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/sgemm.h"
+#include "tensor/tensor_impl.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -76,17 +77,23 @@ typedef struct gemm_call {
     enum CBLAS_TRANSPOSE fa, fb;
     int m, n, k, lda, ldb;
     double alpha, beta;
+    const float *bias; /* own only: n floats added to every row of c, by the kernel (beta == 0) */
 } gemm_call;
 
 static void gemm_one(const gemm_call *g, const void *a, const void *b, void *c) {
     if (g->own && lt__sgemm_avx512(g->fa == CblasTrans, g->fb == CblasTrans, g->m, g->n, g->k, a, g->lda, b, g->ldb,
-                                   (float)g->beta, c, g->n))
+                                   (float)g->beta, g->bias, c, g->n))
         return;
+    double beta = g->beta;
+    if (g->bias) { /* the own kernel had no memory: c = the bias rows, then BLAS adds the product */
+        for (int i = 0; i < g->m; i++) memcpy((float *)c + (size_t)i * g->n, g->bias, (size_t)g->n * sizeof(float));
+        beta = 1;
+    }
     if (g->f32)
-        cblas_sgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, (float)g->alpha, a, g->lda, b, g->ldb,
-                    (float)g->beta, c, g->n);
+        cblas_sgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, (float)g->alpha, a, g->lda, b, g->ldb, (float)beta,
+                    c, g->n);
     else
-        cblas_dgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, g->beta, c, g->n);
+        cblas_dgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, beta, c, g->n);
 }
 
 /* Runs g over `batch` products whose operands lie sa, sb and sc bytes apart. */
@@ -171,22 +178,36 @@ static lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool
     return LT_OK;
 }
 
+/* c = bias broadcast over c's rows (lt__cpu_copy: in parallel when large). */
+static lt_status fill_bias(const lt_tensor *bias, lt_tensor *c) {
+    lt_tensor hb;
+    LT_TRY(lt__broadcast_header(bias, c->shape, c->ndim, &hb));
+    return lt__cpu_copy(c, &hb);
+}
+
 lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                       lt_tensor *c) {
+                       const lt_tensor *bias, lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
     lt__blas_operand la, lb;
-    LT_TRY(lt__gemm_check("lt__cpu_gemm", a, b, c, m, n, k, &la, &lb));
+    LT_TRY(lt__gemm_check("lt__cpu_gemm", a, b, c, bias, beta, m, n, k, &la, &lb));
     if (batch == 0 || m == 0 || n == 0) return LT_OK;
     if (k == 0) {
+        if (bias) return fill_bias(bias, c);
         scale_c(c, batch * m * n, beta);
         return LT_OK;
+    }
+    bool own = c->dtype == LT_F32 && a->dtype == LT_F32 && use_own_sgemm(alpha, m, n, k);
+    if (bias && !(own && lt__is_contiguous(bias))) { /* BLAS (or the kernel) adds onto the bias rows */
+        LT_TRY(fill_bias(bias, c));
+        beta = 1;
+        bias = NULL;
     }
     if (a->dtype == LT_BF16) return gemm_bf16(a, b, ta, tb, alpha, beta, c, k);
     /* op(stored) = stored^T when ta; a column-major layout is itself a transpose, so the two flips cancel. */
     gemm_call g = {
         .f32 = c->dtype == LT_F32,
-        .own = c->dtype == LT_F32 && use_own_sgemm(alpha, m, n, k),
+        .own = own,
         .fa = (ta != la.colmajor) ? CblasTrans : CblasNoTrans,
         .fb = (tb != lb.colmajor) ? CblasTrans : CblasNoTrans,
         .m = (int)m,
@@ -196,6 +217,7 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
         .ldb = lb.ld,
         .alpha = alpha,
         .beta = beta,
+        .bias = bias ? lt__data(bias) : NULL,
     };
     int64_t es = (int64_t)lt_dtype_size(c->dtype);
     run_batches(&g, batch, lt__data(a), a->strides[0] * es, lt__data(b), b->strides[0] * es, lt__data(c), m * n * es);

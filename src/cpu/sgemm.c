@@ -135,9 +135,11 @@ LT_AVX512 LT_INLINE void kstep(const int mr, const float *restrict ap, const flo
     }
 }
 
-/* c[0:mr, 0:32 masked by m0|m1] (=|+=) ap (kc x MR, k-major) * bp (kc x NR). */
+/* c[0:mr, 0:32 masked by m0|m1] (=|+=) ap (kc x MR, k-major) * bp (kc x NR) (+ bias[0:32] on every row, when not
+ * NULL). */
 LT_AVX512 LT_INLINE void tile(const int mr, int64_t kc, const float *restrict ap, const float *restrict bp,
-                              float *restrict c, int64_t ldc, __mmask16 m0, __mmask16 m1, int mode, float beta) {
+                              const float *restrict bias, float *restrict c, int64_t ldc, __mmask16 m0, __mmask16 m1,
+                              int mode, float beta) {
     __m512 x0[MR], x1[MR];
 #pragma GCC unroll 12
     for (int r = 0; r < mr; r++) {
@@ -165,6 +167,14 @@ LT_AVX512 LT_INLINE void tile(const int mr, int64_t kc, const float *restrict ap
         ap += MR;
         bp += NR;
     }
+    if (bias) {
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, bias), v1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < mr; r++) {
+            x0[r] = _mm512_add_ps(x0[r], v0);
+            x1[r] = _mm512_add_ps(x1[r], v1);
+        }
+    }
     if (mode == C_STORE) {
 #pragma GCC unroll 12
         for (int r = 0; r < mr; r++) {
@@ -189,12 +199,12 @@ LT_AVX512 LT_INLINE void tile(const int mr, int64_t kc, const float *restrict ap
     }
 }
 
-typedef void (*tile_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, __mmask16 m0, __mmask16 m1,
-                        int mode, float beta);
+typedef void (*tile_fn)(int64_t kc, const float *ap, const float *bp, const float *bias, float *c, int64_t ldc,
+                        __mmask16 m0, __mmask16 m1, int mode, float beta);
 #define DEFINE_TILE(R)                                                                                                 \
-    LT_AVX512 static void tile_##R(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, __mmask16 m0,  \
-                                   __mmask16 m1, int mode, float beta) {                                               \
-        tile(R, kc, ap, bp, c, ldc, m0, m1, mode, beta);                                                               \
+    LT_AVX512 static void tile_##R(int64_t kc, const float *ap, const float *bp, const float *bias, float *c,          \
+                                   int64_t ldc, __mmask16 m0, __mmask16 m1, int mode, float beta) {                    \
+        tile(R, kc, ap, bp, bias, c, ldc, m0, m1, mode, beta);                                                         \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -327,19 +337,20 @@ LT_AVX512 static void pack_b_t(const float *b, int64_t ldb, int64_t kc, int64_t 
 typedef struct sgemm_args {
     bool ta, tb, split_n;
     int64_t m, n, k, lda, ldb, ldc;
-    const float *a, *b;
+    const float *a, *b, *bias;
     float *c;
     float beta;
 } sgemm_args;
 
-/* The micro-kernel along one row of tiles: c[0:mr, 0:nc] (=|+=) ap (a micro-panel) * the nc/32 b micro-panels. */
-LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float *bp, int64_t nc, float *crow,
-                               int64_t ldc, int mode, float beta) {
+/* The micro-kernel along one row of tiles: c[0:mr, 0:nc] (=|+=) ap (a micro-panel) * the nc/32 b micro-panels
+ * (+ bias[0:nc], when not NULL). */
+LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float *bp, const float *bias, int64_t nc,
+                               float *crow, int64_t ldc, int mode, float beta) {
     tile_fn fn = tiles[mr];
     for (int64_t jr = 0; jr < nc; jr += NR) {
         int64_t nr = nc - jr;
         __mmask16 k0 = lanes(nr), k1 = lanes(nr > 16 ? nr - 16 : 0);
-        fn(kc, ap, bp + jr * kc, crow + jr, ldc, k0, k1, mode, beta);
+        fn(kc, ap, bp + jr * kc, bias ? bias + jr : NULL, crow + jr, ldc, k0, k1, mode, beta);
     }
 }
 
@@ -365,8 +376,8 @@ LT_AVX512 static void row_block(const sgemm_args *g, int64_t ic, int64_t rows, i
                                 bool pack, const float *bp, int64_t jc, int64_t nc, int mode) {
     if (pack) pack_a(g, ic, rows, pc, kc, ap);
     for (int64_t q = 0; q < rows; q += MR)
-        tile_row((int)min64(MR, rows - q), kc, ap + q * kc, bp, nc, g->c + (ic + q) * g->ldc + jc, g->ldc, mode,
-                 g->beta);
+        tile_row((int)min64(MR, rows - q), kc, ap + q * kc, bp, pc == 0 && g->bias ? g->bias + jc : NULL, nc,
+                 g->c + (ic + q) * g->ldc + jc, g->ldc, mode, g->beta);
 }
 
 /* Thread tid of nth: its share of the tiles, start to end. buf holds BUF_FLOATS floats, 64-byte aligned. */
@@ -434,11 +445,14 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
 }
 
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                      int64_t ldb, float beta, float *c, int64_t ldc) {
+                      int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
     if (!lt__sgemm_avx512_available()) return false;
     if (m <= 0 || n <= 0) return true;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
+        if (bias)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) c[i * ldc + j] += bias[j];
         return true;
     }
     sgemm_args g = {.ta = ta,
@@ -452,6 +466,7 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
                     .ldc = ldc,
                     .a = a,
                     .b = b,
+                    .bias = bias,
                     .c = c,
                     .beta = beta};
     int nt = 1;
@@ -488,9 +503,9 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
 #else /* not x86-64 GCC/Clang */
 
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                      int64_t ldb, float beta, float *c, int64_t ldc) {
-    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)c,
-        (void)ldc;
+                      int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)bias,
+        (void)c, (void)ldc;
     return false;
 }
 

@@ -9,13 +9,15 @@
 /* True when this CPU runs the AVX-512 kernel (x86-64-v4: AVX-512 F, VL, BW, DQ, CD). */
 bool lt__sgemm_avx512_available(void);
 
-/* c[m x n] = op(a) op(b) + beta c, row-major like cblas_sgemm(CblasRowMajor, ...) with alpha = 1: op(a) is m x k
- * (a stored k x m when ta), op(b) is k x n (b stored n x k when tb); lda, ldb, ldc are the stored row lengths.
- * beta == 0 never reads c (it may hold NaN). Each element of c is summed in an order that depends only on k, so the
- * result is bitwise the same whatever the thread count. Runs on the calling thread's OpenMP team (one thread inside
- * a parallel region). Returns false, with c untouched, when the CPU lacks AVX-512 or a thread's packing buffer
- * (about 800 KiB, allocated once per thread and kept) cannot be allocated: the caller then falls back to BLAS. */
+/* c[m x n] = op(a) op(b) + beta c (+ bias on every row), row-major like cblas_sgemm(CblasRowMajor, ...) with
+ * alpha = 1: op(a) is m x k (a stored k x m when ta), op(b) is k x n (b stored n x k when tb); lda, ldb, ldc are the
+ * stored row lengths. bias, when not NULL, holds n floats, added to the first k block's products: with beta == 0 the
+ * result is bitwise that of filling c with bias and calling with beta = 1, without the pass over c. beta == 0 never
+ * reads c (it may hold NaN). Each element of c is summed in an order that depends only on k, so the result is bitwise
+ * the same whatever the thread count. Runs on the calling thread's OpenMP team (one thread inside a parallel region).
+ * Returns false, with c untouched, when the CPU lacks AVX-512 or a thread's packing buffer (about 800 KiB, allocated
+ * once per thread and kept) cannot be allocated: the caller then falls back to BLAS. */
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                      int64_t ldb, float beta, float *c, int64_t ldc);
+                      int64_t ldb, float beta, const float *bias, float *c, int64_t ldc);
 
 #endif

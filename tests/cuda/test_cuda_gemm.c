@@ -2,8 +2,10 @@
  * ops that reach it: lt_matmul with every pair of transpose flags, operands stored row- or column-major, with a
  * padded leading dimension or with strides no BLAS reads (copied first), batched with a batch stride, broadcast
  * batches (batch stride 0), sizes around a warp and a block in m, n and k, k = 0 and empty outputs; and lt_linear,
- * whose bias is the beta = 1 path (also with k = 0, where the product is c = beta * c). Forward and backward, f32
- * and f64. The backend's alpha is always 1 and its beta 0 or 1 through the public API. */
+ * whose bias is the backend gemm's bias argument (the CUDA backend fills c with it and adds the product with beta = 1;
+ * the CPU does the same through OpenBLAS, or adds it in its own sgemm's kernel on larger f32 products), also with
+ * k = 0, where c is the bias. Forward and backward, f32 and f64. The backend's alpha is always 1 and its beta 0 or 1
+ * through the public API. */
 #include "cuda_check.h"
 
 #define F32_ATOL 1e-4
@@ -219,7 +221,7 @@ static void test_k_zero_and_empty(void) {
     }
 }
 
-/* ---- lt_linear: y = x @ w (+ b through beta = 1) ---- */
+/* ---- lt_linear: y = x @ w (+ b, the gemm's bias) ---- */
 
 typedef struct lin_case {
     int64_t rows, in, out;
@@ -241,8 +243,8 @@ static bool run_linear(const lin_case *c, lt_dtype dtype, bool backward) {
                                backward, 1);
 }
 
-/* Forward with the bias (beta = 1 onto it, also for k = 0 and no rows); backward without it (dx = dy w^T and
- * dw = x^T dy, both gemm). */
+/* Forward with the bias (also for k = 0 and no rows, and at 256 x 33 x 64, where the CPU's f32 product goes to its own
+ * sgemm, which adds the bias in its kernel); backward without it (dx = dy w^T and dw = x^T dy, both gemm). */
 static void test_linear(void) {
     for (int d = 0; d < 2; d++) {
         for (int s = 0; s < 6; s++) {
@@ -251,7 +253,8 @@ static void test_linear(void) {
                                 {z, 5, 7, false}, {3, z, 6, false}, {4, 6, z, false}};
             for (int i = 0; i < 6; i++) CHECK(run_linear(&cases[i], dtypes[d], !cases[i].bias));
         }
-        lin_case k0 = {5, 0, 33, true}, m0 = {0, 4, 3, true};
+        lin_case k0 = {5, 0, 33, true}, m0 = {0, 4, 3, true}, own = {128, 64, 33, true};
+        CHECK(run_linear(&own, dtypes[d], false));
         CHECK(run_linear(&k0, dtypes[d], false));
         CHECK(run_linear(&m0, dtypes[d], false));
         lin_case k0g = {5, 0, 33, false};

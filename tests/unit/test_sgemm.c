@@ -1,9 +1,9 @@
 /* The AVX-512 sgemm (src/cpu/sgemm.c) against an f64 reference: all four transpose combinations, beta 0 (c filled
  * with NaN beforehand) and 1 and 0.5, edge sizes in each of m, n, k (and k = 0), leading dimensions wider than the
- * rows (the gaps must stay untouched), operands allocated to their exact extent (so AddressSanitizer sees any read
- * past them), and 1, 2 and 3 threads giving bitwise the same c. The kernel's symbols are internal to libtrain.so,
- * so the test compiles sgemm.c in; its threads here are pthreads running the per-thread worker that the library's
- * OpenMP team runs. Skips (77) on a CPU without AVX-512. */
+ * rows (the gaps must stay untouched), a bias row (and that it equals filling c with it), operands allocated to their
+ * exact extent (so AddressSanitizer sees any read past them), and 1, 2 and 3 threads giving bitwise the same c. The
+ * kernel's symbols are internal to libtrain.so, so the test compiles sgemm.c in; its threads here are pthreads running
+ * the per-thread worker that the library's OpenMP team runs. Skips (77) on a CPU without AVX-512. */
 #include "test.h"
 
 #include "../../src/cpu/sgemm.c"
@@ -36,8 +36,8 @@ static int64_t lda_of(const shape *s) { return (s->ta ? s->m : s->k) + s->pad; }
 static int64_t ldb_of(const shape *s) { return (s->tb ? s->k : s->n) + s->pad; }
 static int64_t ldc_of(const shape *s) { return s->n + s->pad; }
 
-/* One product against the f64 reference. Returns false (and prints) on a mismatch. */
-static bool check_shape(const shape *s) {
+/* One product (plus a bias row when with_bias) against the f64 reference. Returns false (and prints) on a mismatch. */
+static bool check_product(const shape *s, bool with_bias) {
     int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = ldc_of(s);
     float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
     float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
@@ -52,7 +52,8 @@ static bool check_shape(const shape *s) {
             else if (s->beta == 0.0f)
                 c[i * ldc + j] = NAN;
     memcpy(c0, c, clen * sizeof(float));
-    bool ok = lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c, ldc);
+    float *bias = with_bias ? mat(1, s->n, s->n, -1, 1) : NULL;
+    bool ok = lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, bias, c, ldc);
     if (!ok) fprintf(stderr, "lt__sgemm_avx512 returned false\n");
     for (int64_t i = 0; ok && i < s->m; i++) {
         for (int64_t j = 0; ok && j < ldc && i * ldc + j < (int64_t)clen; j++) {
@@ -74,6 +75,10 @@ static bool check_shape(const shape *s) {
                 ref += (double)s->beta * c0[i * ldc + j];
                 mag += fabs((double)s->beta * c0[i * ldc + j]);
             }
+            if (bias) {
+                ref += bias[j];
+                mag += fabs(bias[j]);
+            }
             double tol = (double)(s->k + 2) * 0x1p-23 * mag + 1e-30;
             if (!(fabs(got - ref) <= tol)) {
                 fprintf(stderr, "[%lld][%lld] = %.9g, expected %.9g (tol %.3g)\n", (long long)i, (long long)j, got, ref,
@@ -83,14 +88,18 @@ static bool check_shape(const shape *s) {
         }
     }
     if (!ok)
-        fprintf(stderr, "  in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N', s->tb ? 'T' : 'N',
-                (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta);
+        fprintf(stderr, "  in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g%s\n", s->ta ? 'T' : 'N', s->tb ? 'T' : 'N',
+                (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta,
+                bias ? " with bias" : "");
+    free(bias);
     free(a);
     free(b);
     free(c);
     free(c0);
     return ok;
 }
+
+static bool check_shape(const shape *s) { return check_product(s, false); }
 
 static const int64_t edge_sizes[] = {1, 2, 7, 15, 17, 31, 33, 63, 65, 255, 257};
 #define N_EDGE ((int)(sizeof edge_sizes / sizeof edge_sizes[0]))
@@ -203,7 +212,7 @@ static bool bitwise_threads(const shape *s) {
     }
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0 && memcmp(c[1], c[3], clen * sizeof(float)) == 0;
     memcpy(c[2], c0, clen * sizeof(float));
-    ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, c[2], ldc);
+    ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, c[2], ldc);
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0;
     if (!ok)
         fprintf(stderr, "  threads differ in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N',
@@ -264,6 +273,73 @@ static void test_resident_a(void) {
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) CHECK(bitwise_threads(&shapes[i]));
 }
+
+/* ---- bias: a row added to every row of c, with the first k block ---- */
+
+/* With beta == 0, the bias gives bitwise what filling c with it and calling with beta = 1 gives (lt_linear's old
+ * sequence), on 1 and 2 threads. */
+static bool bias_as_fill(const shape *s) {
+    int64_t lda = lda_of(s), ldb = ldb_of(s), ldc = s->n;
+    float *a = s->ta ? mat(s->k, s->m, lda, -1, 1) : mat(s->m, s->k, lda, -1, 1);
+    float *b = s->tb ? mat(s->n, s->k, ldb, -1, 1) : mat(s->k, s->n, ldb, -1, 1);
+    float *bias = mat(1, s->n, s->n, -1, 1);
+    size_t clen = (size_t)(s->m * s->n);
+    float *c1 = malloc(clen * sizeof(float)), *c2 = malloc(clen * sizeof(float));
+    bool ok = true;
+    for (int nth = 1; nth <= 2; nth++) {
+        for (int64_t i = 0; i < s->m; i++) {
+            memcpy(c1 + i * ldc, bias, (size_t)s->n * sizeof(float));
+            for (int64_t j = 0; j < s->n; j++) c2[i * ldc + j] = NAN;
+        }
+        sgemm_args g1 = {.ta = s->ta,
+                         .tb = s->tb,
+                         .split_n = s->n >= s->m,
+                         .m = s->m,
+                         .n = s->n,
+                         .k = s->k,
+                         .lda = lda,
+                         .ldb = ldb,
+                         .ldc = ldc,
+                         .a = a,
+                         .b = b,
+                         .c = c1,
+                         .beta = 1.0f};
+        sgemm_args g2 = g1;
+        g2.c = c2;
+        g2.beta = 0.0f;
+        g2.bias = bias;
+        ok = ok && run_threads(&g1, nth) && run_threads(&g2, nth) && memcmp(c1, c2, clen * sizeof(float)) == 0;
+    }
+    if (!ok)
+        fprintf(stderr, "  bias differs from fill + beta 1 in %c%c m=%lld n=%lld k=%lld\n", s->ta ? 'T' : 'N',
+                s->tb ? 'T' : 'N', (long long)s->m, (long long)s->n, (long long)s->k);
+    free(a);
+    free(b);
+    free(bias);
+    free(c1);
+    free(c2);
+    return ok;
+}
+
+static void test_bias(void) {
+    /* against the reference: every transpose and beta, edge widths (masked bias loads), k = 0, several k and n
+     * blocks, and a resident (m = 256) */
+    const shape shapes[] = {
+        {false, false, 37, 45, 29, 0, 0.0f},     {true, false, 37, 33, 29, 3, 1.0f},
+        {false, true, 13, 17, 65, 0, 0.5f},      {true, true, 1, 1, 1, 0, 0.0f},
+        {false, false, 17, 33, 0, 2, 0.0f},      {true, true, 17, 33, 0, 0, 0.5f},
+        {false, false, 257, 1000, 800, 0, 0.0f}, {true, false, 513, 97, 385, 0, 0.0f},
+        {false, false, 256, 2304, 768, 0, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) CHECK(check_product(&shapes[i], true));
+    const shape fills[] = {
+        {false, false, 2048, 768, 256, 0, 0.0f}, /* small's qkv: split m, one k block */
+        {false, false, 256, 2304, 768, 0, 0.0f}, /* gpt2's qkv: split n, a resident, two k blocks */
+        {false, false, 100, 993, 1153, 0, 0.0f}, /* edges, four k blocks */
+        {true, true, 61, 515, 400, 0, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof fills / sizeof fills[0]; i++) CHECK(bias_as_fill(&fills[i]));
+}
 #endif
 
 int main(void) {
@@ -279,6 +355,7 @@ int main(void) {
     RUN(test_blocks);
     RUN(test_threads_bitwise);
     RUN(test_resident_a);
+    RUN(test_bias);
     return tt_finish();
 #else
     printf("SKIP: the AVX-512 sgemm is x86-64 only\n");
