@@ -72,14 +72,25 @@
                                             int64_t C, int64_t c0, int64_t cols, T *gw, T *gb) {                       \
         double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
         for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0;                                                          \
-        for (int64_t m = 0; m < M; m++) {                                                                              \
-            const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                       \
-            A mu = mean[m], r = rstd[m];                                                                               \
-            _Pragma("omp simd") for (int64_t c = 0; c < cols; c++) {                                                   \
-                aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                                   \
-                ab[c] += gr[c];                                                                                        \
+        /* a full block as its own loop, with a constant width, so that the sums stay in registers */                  \
+        if (cols == COL_BLOCK)                                                                                         \
+            for (int64_t m = 0; m < M; m++) {                                                                          \
+                const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                   \
+                A mu = mean[m], r = rstd[m];                                                                           \
+                _Pragma("omp simd") for (int64_t c = 0; c < COL_BLOCK; c++) {                                          \
+                    aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                               \
+                    ab[c] += gr[c];                                                                                    \
+                }                                                                                                      \
             }                                                                                                          \
-        }                                                                                                              \
+        else                                                                                                           \
+            for (int64_t m = 0; m < M; m++) {                                                                          \
+                const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                   \
+                A mu = mean[m], r = rstd[m];                                                                           \
+                _Pragma("omp simd") for (int64_t c = 0; c < cols; c++) {                                               \
+                    aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                               \
+                    ab[c] += gr[c];                                                                                    \
+                }                                                                                                      \
+            }                                                                                                          \
         for (int64_t c = 0; c < cols; c++) {                                                                           \
             if (gw) gw[c0 + c] = (T)aw[c];                                                                             \
             if (gb) gb[c0 + c] = (T)ab[c];                                                                             \
