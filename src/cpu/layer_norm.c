@@ -20,6 +20,17 @@
  * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
  * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
+/* ln_cols_bwd's sums over the M rows, for W columns. */
+#define LN_COLS_ROWS(T, A, W)                                                                                          \
+    for (int64_t m = 0; m < M; m++) {                                                                                  \
+        const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                           \
+        A mu = mean[m], r = rstd[m];                                                                                   \
+        _Pragma("omp simd") for (int64_t c = 0; c < (W); c++) {                                                        \
+            aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                                       \
+            ab[c] += gr[c];                                                                                            \
+        }                                                                                                              \
+    }
+
 #define DEFINE_LAYER_NORM(T, A, SFX)                                                                                   \
     LT_CLONES static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C,        \
                                        T *sum, T *y, T *mean, T *rstd) {                                               \
@@ -72,25 +83,11 @@
                                             int64_t C, int64_t c0, int64_t cols, T *gw, T *gb) {                       \
         double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
         for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0;                                                          \
-        /* a full block as its own loop, with a constant width, so that the sums stay in registers */                  \
+        /* a full block with a constant width, so that the sums stay in registers */                                   \
         if (cols == COL_BLOCK)                                                                                         \
-            for (int64_t m = 0; m < M; m++) {                                                                          \
-                const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                   \
-                A mu = mean[m], r = rstd[m];                                                                           \
-                _Pragma("omp simd") for (int64_t c = 0; c < COL_BLOCK; c++) {                                          \
-                    aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                               \
-                    ab[c] += gr[c];                                                                                    \
-                }                                                                                                      \
-            }                                                                                                          \
+            LN_COLS_ROWS(T, A, COL_BLOCK)                                                                              \
         else                                                                                                           \
-            for (int64_t m = 0; m < M; m++) {                                                                          \
-                const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                   \
-                A mu = mean[m], r = rstd[m];                                                                           \
-                _Pragma("omp simd") for (int64_t c = 0; c < cols; c++) {                                               \
-                    aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                               \
-                    ab[c] += gr[c];                                                                                    \
-                }                                                                                                      \
-            }                                                                                                          \
+            LN_COLS_ROWS(T, A, cols)                                                                                   \
         for (int64_t c = 0; c < cols; c++) {                                                                           \
             if (gw) gw[c0 + c] = (T)aw[c];                                                                             \
             if (gb) gb[c0 + c] = (T)ab[c];                                                                             \

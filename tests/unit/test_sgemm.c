@@ -167,6 +167,24 @@ static void *run_worker(void *arg) {
     return NULL;
 }
 
+/* The worker's arguments for shape s (as lt__sgemm_avx512 sets them up), with c and beta given. */
+static sgemm_args args_of(const shape *s, const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                          int64_t ldc, float beta) {
+    return (sgemm_args){.ta = s->ta,
+                        .tb = s->tb,
+                        .split_n = s->n >= s->m,
+                        .m = s->m,
+                        .n = s->n,
+                        .k = s->k,
+                        .lda = lda,
+                        .ldb = ldb,
+                        .ldc = ldc,
+                        .a = a,
+                        .b = b,
+                        .c = c,
+                        .beta = beta};
+}
+
 /* Runs g on nth pthreads (as the OpenMP team would). */
 static bool run_threads(const sgemm_args *g, int nth) {
     pthread_t th[4];
@@ -195,19 +213,7 @@ static bool bitwise_threads(const shape *s) {
     for (int nth = 1; nth <= 3; nth++) {
         c[nth] = malloc(clen * sizeof(float));
         memcpy(c[nth], c0, clen * sizeof(float));
-        sgemm_args g = {.ta = s->ta,
-                        .tb = s->tb,
-                        .split_n = s->n >= s->m,
-                        .m = s->m,
-                        .n = s->n,
-                        .k = s->k,
-                        .lda = lda,
-                        .ldb = ldb,
-                        .ldc = ldc,
-                        .a = a,
-                        .b = b,
-                        .c = c[nth],
-                        .beta = s->beta};
+        sgemm_args g = args_of(s, a, lda, b, ldb, c[nth], ldc, s->beta);
         ok = run_threads(&g, nth) && ok;
     }
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0 && memcmp(c[1], c[3], clen * sizeof(float)) == 0;
@@ -291,22 +297,7 @@ static bool bias_as_fill(const shape *s) {
             memcpy(c1 + i * ldc, bias, (size_t)s->n * sizeof(float));
             for (int64_t j = 0; j < s->n; j++) c2[i * ldc + j] = NAN;
         }
-        sgemm_args g1 = {.ta = s->ta,
-                         .tb = s->tb,
-                         .split_n = s->n >= s->m,
-                         .m = s->m,
-                         .n = s->n,
-                         .k = s->k,
-                         .lda = lda,
-                         .ldb = ldb,
-                         .ldc = ldc,
-                         .a = a,
-                         .b = b,
-                         .c = c1,
-                         .beta = 1.0f};
-        sgemm_args g2 = g1;
-        g2.c = c2;
-        g2.beta = 0.0f;
+        sgemm_args g1 = args_of(s, a, lda, b, ldb, c1, ldc, 1.0f), g2 = args_of(s, a, lda, b, ldb, c2, ldc, 0.0f);
         g2.bias = bias;
         ok = ok && run_threads(&g1, nth) && run_threads(&g2, nth) && memcmp(c1, c2, clen * sizeof(float)) == 0;
     }
