@@ -1,10 +1,10 @@
 /* CPU layer norm over the last dim of a contiguous x [M, C], forward and backward (the reference kernels).
- * Each row's work is in x's own precision (f32 rows in float, the width of 16 lanes; f64 in double), with `omp simd`
- * splitting the sums over vector lanes. The statistics are a corrected two-pass: the mean mu0, then the sum and the
- * sum of squares of the deviations from mu0. Those deviations are small, so their mean dm corrects mu0's rounding
- * (x - mean is computed as (x - mu0) - dm) and a large mean cannot cancel the variance away. The gw and gb sums over
- * rows accumulate in double, per column block, which needs no atomics and gives the same bits on any number of
- * threads. Rows run in parallel. */
+ * The per-element work is in x's own precision (f32 rows in float, 16 lanes wide; f64 in double), with `omp simd`
+ * splitting the sums over vector lanes. The statistics: a first mean mu0 in x's precision, then the sum and the sum
+ * of squares of the deviations from mu0 in double, where those deviations are exact; their mean dm corrects mu0's
+ * rounding (x - mean is computed as (x - mu0) - dm), so a large mean cannot cancel the variance away, and rstd is
+ * correctly rounded. The gw and gb sums over rows are computed in double, per column block, which needs no atomics
+ * and gives the same bits on any number of threads. Rows run in parallel. */
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
@@ -20,13 +20,13 @@
  * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
  * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
-/* ln_cols_bwd's sums over the M rows, for W columns. */
-#define LN_COLS_ROWS(T, A, W)                                                                                          \
+/* ln_cols_bwd's sums over the M rows, for W columns, in double (the reference for the GPU's column sums). */
+#define LN_COLS_ROWS(T, W)                                                                                             \
     for (int64_t m = 0; m < M; m++) {                                                                                  \
         const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                           \
-        A mu = mean[m], r = rstd[m];                                                                                   \
+        double mu = mean[m], r = rstd[m];                                                                              \
         _Pragma("omp simd") for (int64_t c = 0; c < (W); c++) {                                                        \
-            aw[c] += (double)((A)gr[c] * (((A)xr[c] - mu) * r));                                                       \
+            aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                       \
             ab[c] += gr[c];                                                                                            \
         }                                                                                                              \
     }
@@ -38,18 +38,22 @@
             _Pragma("omp simd") for (int64_t c = 0; c < C; c++) sum[c] = x[c] + res[c];                                \
             x = sum;                                                                                                   \
         }                                                                                                              \
-        A s = 0, sd = 0, v = 0;                                                                                        \
+        A s = 0;                                                                                                       \
         _Pragma("omp simd reduction(+ : s)") for (int64_t c = 0; c < C; c++) s += x[c];                                \
         A mu0 = s / (A)C;                                                                                              \
+        /* the deviations from mu0 are exact in double, and so are their sums to double precision: rstd comes out      \
+         * correctly rounded (the CUDA kernels are checked against it, and the weight gradient moves by a few 1e-6     \
+         * with one ulp of it) */                                                                                      \
+        double sd = 0, v = 0;                                                                                          \
         _Pragma("omp simd reduction(+ : sd, v)") for (int64_t c = 0; c < C; c++) {                                     \
-            A d = (A)x[c] - mu0;                                                                                       \
+            double d = (double)x[c] - (double)mu0;                                                                     \
             sd += d;                                                                                                   \
             v += d * d;                                                                                                \
         }                                                                                                              \
-        /* mu0's error (its sum's rounding) is corrected by the mean deviation dm from it, which is small and so       \
-         * exact enough: x - mean = (x - mu0) - dm, whose first difference is exact for x near mu0 */                  \
-        double dm = (double)sd / (double)C;                                                                            \
-        double var = (double)v / (double)C - dm * dm;                                                                  \
+        /* mu0's error (its sum's rounding) is corrected by the mean deviation dm from it: x - mean is computed as     \
+         * (x - mu0) - dm, whose first difference is exact for x near mu0 */                                           \
+        double dm = sd / (double)C;                                                                                    \
+        double var = v / (double)C - dm * dm;                                                                          \
         if (var < 0.0) var = 0.0; /* (rounding; a NaN stays) */                                                        \
         A r = (A)(1.0 / sqrt(var + eps));                                                                              \
         A dmA = (A)dm;                                                                                                 \
@@ -85,9 +89,9 @@
         for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0;                                                          \
         /* a full block with a constant width, so that the sums stay in registers */                                   \
         if (cols == COL_BLOCK)                                                                                         \
-            LN_COLS_ROWS(T, A, COL_BLOCK)                                                                              \
+            LN_COLS_ROWS(T, COL_BLOCK)                                                                                 \
         else                                                                                                           \
-            LN_COLS_ROWS(T, A, cols)                                                                                   \
+            LN_COLS_ROWS(T, cols)                                                                                      \
         for (int64_t c = 0; c < cols; c++) {                                                                           \
             if (gw) gw[c0 + c] = (T)aw[c];                                                                             \
             if (gb) gb[c0 + c] = (T)ab[c];                                                                             \
