@@ -93,8 +93,8 @@ lt_status lt__cpu_copy(lt_tensor *dst, const lt_tensor *src) {
     int64_t inner = nd ? dst->shape[nd - 1] : 1;
     int64_t dsi = nd ? dst->strides[nd - 1] : 1, ssi = nd ? src->strides[nd - 1] : 1;
     int64_t outer = n / inner;
-    /* Contiguous rows between different storages (a linear layer's broadcast bias: 8 MB per fc layer of the small
-     * config) move in parallel, each row's offsets found from its index. */
+    /* Contiguous rows between different storages (a bias broadcast over a GEMM's output before OpenBLAS adds onto
+     * it: 8 MB per fc layer of the small config) move in parallel, each row's offsets found from its index. */
     if (same && dsi == 1 && ssi == 1 && outer > 1 && (size_t)n * des >= PAR_BYTES / 4 && dst->storage != src->storage) {
 #pragma omp parallel for schedule(static)
         for (int64_t o = 0; o < outer; o++) {
