@@ -22,10 +22,22 @@
  * loops become pc, jc, ic instead: each k block of a is packed once (during the first column block) and stays
  * resident in L2, with narrower b blocks beside it, rather than packed again for every column block.
  *
- * Threading: the calling thread's OpenMP team splits the larger of m and n into contiguous runs of whole tiles, one
- * per thread; each thread packs its own b and a (no shared buffers, no barriers after the start). Splitting n
- * duplicates the packing of a (m x k per thread, more for each nc block unless a stays resident), splitting m that
- * of b, a few % of the FLOPs at worst.
+ * Threading: the calling thread's OpenMP team splits the larger of m and n; each thread packs its own b and a (no
+ * shared buffers). Splitting n duplicates the packing of a (m x k per thread, more for each nc block unless a stays
+ * resident), splitting m that of b, a few % of the FLOPs at worst.
+ * The split is balanced at run time (struct sgemm_sched) where it can be: a core that runs slower for a while (a
+ * busy neighbour, an interrupt) then no longer holds up the others. With a fixed split one of 2 threads waited for
+ * the other 5-9% of the small GPT's step, mostly at the end of its GEMMs.
+ *   - The split dimension is cut into blocks and the work into units (pass, block). Splitting m, a block is whole
+ *     MC-row steps and a pass one (column block, k block) of the classic loops: each thread packs the pass's b block
+ *     once for all the units it takes in that pass. Splitting n, a block is a few 32-column panels and a pass a k
+ *     block, with all of a resident: each thread packs the pass's a once.
+ *   - Each thread owns a contiguous run of blocks and takes its units in order (pass by pass) from an atomic
+ *     counter; a thread that has finished its own takes the next units of the others'.
+ *   - Per block, a pass starts only when the block's previous pass is done (an acquire/release counter per block),
+ *     so every element is still summed in the same k order.
+ *   - The split is fixed instead (contiguous runs of whole tiles, one per thread) for more than 64 threads, a split
+ *     of n whose a does not fit resident beside a 128-column b block, and a split of m with a resident.
  *
  * Memory: one 64-byte-aligned buffer per thread, allocated on its first call and kept until the thread exits
  * (pthread key destructor). If any thread of the team cannot get one, no thread touches c and the call returns false.
@@ -33,6 +45,7 @@
 #include "sgemm.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +104,10 @@ bool lt__sgemm_avx512_available(void) {
 #ifndef NC_MIN_RES
 #define NC_MIN_RES 128
 #endif
+/* A split balanced at run time (sgemm_sched): at most this many threads (a larger team splits statically) and
+ * blocks (larger m takes blocks of several MC-row steps; larger n splits statically). */
+#define DYN_MAX_THREADS 64
+#define DYN_MAX_BLOCKS 1024
 
 enum { C_STORE, C_ADD, C_BETA };
 
@@ -334,12 +351,27 @@ LT_AVX512 static void pack_b_t(const float *b, int64_t ldb, int64_t kc, int64_t 
 
 /* ---- Driver ---- */
 
+/* The shared state of a split balanced at run time (see the header comment): rows (or columns, splitting n) in nb
+ * blocks of ub, thread t owning blocks [first[t], first[t + 1]); its units (pass, block) are numbered pass-major and
+ * next[t] counts those taken; done[b] is the number of passes finished on block b. */
+typedef struct sgemm_sched {
+    int nth;
+    int64_t ub, nb, kcb, ncb, npc, npass;
+    int64_t first[DYN_MAX_THREADS + 1];
+    struct {
+        _Atomic int64_t v;
+        char pad[64 - sizeof(int64_t)]; /* one counter per cache line */
+    } next[DYN_MAX_THREADS];
+    _Atomic int32_t done[DYN_MAX_BLOCKS];
+} sgemm_sched;
+
 typedef struct sgemm_args {
     bool ta, tb, split_n;
     int64_t m, n, k, lda, ldb, ldc;
     const float *a, *b, *bias;
     float *c;
     float beta;
+    sgemm_sched *sched; /* a split balanced at run time; NULL: the fixed split */
 } sgemm_args;
 
 /* The micro-kernel along one row of tiles: c[0:mr, 0:nc] (=|+=) ap (a micro-panel) * the nc/32 b micro-panels
@@ -380,8 +412,97 @@ LT_AVX512 static void row_block(const sgemm_args *g, int64_t ic, int64_t rows, i
                  g->c + (ic + q) * g->ldc + jc, g->ldc, mode, g->beta);
 }
 
-/* Thread tid of nth: its share of the tiles, start to end. buf holds BUF_FLOATS floats, 64-byte aligned. */
+/* k block and column block for cols columns of op(b): kcb, the balanced k blocks of at most KC_MAX, and ncb, the
+ * balanced column blocks of at most the widest b block beside MC_PANELS a micro-panels in the buffer (NC_MAX when
+ * kcb = KC_MAX, wider for a shorter k: the same L2 footprint, so fewer column blocks pack a again). */
+static void blocking(int64_t k, int64_t cols, int64_t *kcb, int64_t *ncb) {
+    *kcb = cdiv(k, cdiv(k, KC_MAX));
+    int64_t nc_max = (BUF_MAIN - MC * *kcb) / *kcb / NR * NR;
+    *ncb = cdiv(cdiv(cols, cdiv(cols, nc_max)), NR) * NR;
+}
+
+/* The column block width with a resident (see sgemm_worker) for rows x cols, or 0 when a does not stay resident:
+ * when the columns take several nc blocks, the classic loops would pack the rows of a again for each. If the packed
+ * a of all the rows (rows x kcb) leaves room in the buffer for a b block of at least NC_MIN_RES columns, each k block
+ * of a is packed once instead (during the first column block) and kept, with narrower column blocks of b in the rest
+ * of the buffer (a and b together stay within the 1 MiB L2). */
+static int64_t resident_nc(int64_t rows, int64_t cols, int64_t kcb, int64_t ncb) {
+    int64_t nc_res = (BUF_MAIN - cdiv(rows, MR) * MR * kcb) / kcb / NR * NR;
+    if (cols <= ncb || nc_res < NC_MIN_RES) return 0;
+    return cdiv(cdiv(cols, cdiv(cols, nc_res)), NR) * NR; /* <= nc_res */
+}
+
+static int c_mode(const sgemm_args *g, int64_t pc) {
+    return pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
+}
+
+/* Sets up s for a split over nth threads balanced at run time; false when g does not take one, and the fixed split
+ * runs (more than DYN_MAX_THREADS threads, a split of m whose rows per thread keep a resident, a split of n whose a
+ * cannot stay resident, or more than DYN_MAX_BLOCKS column blocks). */
+static bool sched_init(sgemm_sched *s, const sgemm_args *g, int nth) {
+    if (nth < 2 || nth > DYN_MAX_THREADS) return false;
+    blocking(g->k, g->n, &s->kcb, &s->ncb);
+    s->npc = cdiv(g->k, s->kcb);
+    if (g->split_n) {
+        /* blocks of columns, at least 4 per thread and pass, with all of a resident beside them */
+        int64_t nc_res = (BUF_MAIN - cdiv(g->m, MR) * MR * s->kcb) / s->kcb / NR * NR;
+        if (nc_res < NC_MIN_RES) return false;
+        int64_t per = cdiv(cdiv(g->n, NR), 4 * (int64_t)nth);
+        s->ub = min64(per * NR, nc_res);
+        s->npass = s->npc;
+    } else {
+        if (resident_nc(cdiv(cdiv(g->m, MR), nth) * MR, g->n, s->kcb, s->ncb) > 0) return false;
+        s->ub = cdiv(cdiv(g->m, MC), DYN_MAX_BLOCKS) * MC;
+        s->npass = cdiv(g->n, s->ncb) * s->npc;
+    }
+    s->nb = cdiv(g->split_n ? g->n : g->m, s->ub);
+    if (s->nb > DYN_MAX_BLOCKS) return false;
+    s->nth = nth;
+    for (int t = 0; t <= nth; t++) s->first[t] = s->nb * t / nth;
+    for (int t = 0; t < nth; t++) atomic_init(&s->next[t].v, 0);
+    for (int64_t b = 0; b < s->nb; b++) atomic_init(&s->done[b], 0);
+    return true;
+}
+
+/* A thread of a balanced split (see the header comment): its own units, then the others' (each owner's counter in
+ * turn until all are spent). Whichever thread takes a unit, it does the same arithmetic on the same elements. */
+LT_AVX512 static void sched_worker(const sgemm_args *g, int tid, float *buf) {
+    sgemm_sched *s = g->sched;
+    bool cols = g->split_n;
+    /* rows: the pass's b block, then the a micro-panels being packed; columns: the unit's b block, then all of a */
+    float *bp = buf, *ap = buf + s->kcb * (cols ? s->ub : s->ncb);
+    int64_t packed = -1; /* the pass whose b block (rows) or a (columns) is packed */
+    for (int o = tid % s->nth, spent = 0; spent < s->nth;) {
+        int64_t own = s->first[o + 1] - s->first[o];
+        int64_t u = atomic_fetch_add_explicit(&s->next[o].v, 1, memory_order_relaxed);
+        if (u >= own * s->npass) {
+            o = (o + 1) % s->nth;
+            spent++;
+            continue;
+        }
+        int64_t pass = u / own, blk = s->first[o] + u % own;
+        int64_t pc = pass % s->npc * s->kcb, kc = min64(s->kcb, g->k - pc);
+        int64_t jc = cols ? blk * s->ub : pass / s->npc * s->ncb, nc = min64(cols ? s->ub : s->ncb, g->n - jc);
+        int64_t r0 = cols ? 0 : blk * s->ub, r1 = cols ? g->m : min64(g->m, r0 + s->ub);
+        bool fresh = pass != packed;
+        packed = pass;
+        if (cols || fresh) pack_b(g, jc, nc, pc, kc, bp);
+        /* the block's previous pass, when another thread took it, may still be running */
+        while (atomic_load_explicit(&s->done[blk], memory_order_acquire) != pass) __builtin_ia32_pause();
+        for (int64_t ic = r0; ic < r1; ic += MC)
+            row_block(g, ic, min64(MC, r1 - ic), pc, kc, cols ? ap + ic * kc : ap, !cols || fresh, bp, jc, nc,
+                      c_mode(g, pc));
+        atomic_store_explicit(&s->done[blk], (int32_t)(pass + 1), memory_order_release);
+    }
+}
+
+/* Thread tid of nth: its share of the tiles, start to end (or, with g->sched, sched_worker). buf holds BUF_FLOATS
+ * floats, 64-byte aligned. */
 LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float *buf) {
+    if (g->sched) {
+        sched_worker(g, tid, buf);
+        return;
+    }
     int64_t m0 = 0, m1 = g->m, n0 = 0, n1 = g->n;
     if (g->split_n) {
         int64_t panels = cdiv(g->n, NR);
@@ -393,29 +514,20 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
         m1 = min64(g->m, panels * (tid + 1) / nth * MR);
     }
     if (m0 >= m1 || n0 >= n1) return;
-    int64_t nt = n1 - n0;
-    int64_t kcb = cdiv(g->k, cdiv(g->k, KC_MAX));
-    /* the widest b block beside MC_PANELS a micro-panels in the buffer: NC_MAX when kcb = KC_MAX, wider for a shorter k
-     * (the same L2 footprint), so fewer column blocks pack a again */
-    int64_t nc_max = (BUF_MAIN - MC * kcb) / kcb / NR * NR;
-    int64_t ncb = cdiv(cdiv(nt, cdiv(nt, nc_max)), NR) * NR;
-    /* a resident: when the thread's columns take several nc blocks, the loops below would pack its rows of a again for
-     * each. If the packed a of all its rows (m1 - m0 rows by kcb) leaves room in the buffer for a b block of at least
-     * NC_MIN_RES columns, pack each k block of a once instead (during the first column block) and keep it, with
-     * narrower column blocks of b in the rest of the buffer (a and b together stay within the 1 MiB L2). */
-    int64_t a_res = cdiv(m1 - m0, MR) * MR * kcb;
-    int64_t nc_res = (BUF_MAIN - a_res) / kcb / NR * NR;
-    if (nt > ncb && nc_res >= NC_MIN_RES) {
-        int64_t ncr = cdiv(cdiv(nt, cdiv(nt, nc_res)), NR) * NR; /* <= nc_res */
+    int64_t kcb, ncb;
+    blocking(g->k, n1 - n0, &kcb, &ncb);
+    /* a resident: the loops become pc, jc, ic */
+    int64_t ncr = resident_nc(m1 - m0, n1 - n0, kcb, ncb);
+    if (ncr > 0) {
         float *bp = buf, *apall = buf + kcb * ncr;
         for (int64_t pc = 0; pc < g->k; pc += kcb) {
             int64_t kc = min64(kcb, g->k - pc);
-            int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
             for (int64_t jc = n0; jc < n1; jc += ncr) {
                 int64_t nc = min64(ncr, n1 - jc);
                 pack_b(g, jc, nc, pc, kc, bp);
                 for (int64_t ic = m0; ic < m1; ic += MC)
-                    row_block(g, ic, min64(MC, m1 - ic), pc, kc, apall + (ic - m0) * kc, jc == n0, bp, jc, nc, mode);
+                    row_block(g, ic, min64(MC, m1 - ic), pc, kc, apall + (ic - m0) * kc, jc == n0, bp, jc, nc,
+                              c_mode(g, pc));
             }
         }
         return;
@@ -426,9 +538,8 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
         for (int64_t pc = 0; pc < g->k; pc += kcb) {
             int64_t kc = min64(kcb, g->k - pc);
             pack_b(g, jc, nc, pc, kc, bp);
-            int mode = pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
             for (int64_t ic = m0; ic < m1; ic += MC)
-                row_block(g, ic, min64(MC, m1 - ic), pc, kc, ap, true, bp, jc, nc, mode);
+                row_block(g, ic, min64(MC, m1 - ic), pc, kc, ap, true, bp, jc, nc, c_mode(g, pc));
         }
     }
 }
@@ -481,6 +592,8 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
         sgemm_worker(&g, 0, 1, buf);
         return true;
     }
+    sgemm_sched sched;
+    if (sched_init(&sched, &g, nt)) g.sched = &sched;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)

@@ -9,6 +9,7 @@
 #include "../../src/cpu/sgemm.c"
 
 #include <pthread.h>
+#include <time.h>
 
 #ifdef LT_SGEMM_X86
 
@@ -156,11 +157,13 @@ static void test_blocks(void) {
 typedef struct worker_job {
     const sgemm_args *g;
     int tid, nth;
+    bool late; /* starts 20 ms after the others, whose threads then take its units */
     bool ok;
 } worker_job;
 
 static void *run_worker(void *arg) {
     worker_job *j = arg;
+    if (j->late) nanosleep(&(struct timespec){0, 20000000}, NULL);
     float *buf = thread_buf();
     j->ok = buf != NULL;
     if (buf) sgemm_worker(j->g, j->tid, j->nth, buf);
@@ -185,13 +188,13 @@ static sgemm_args args_of(const shape *s, const float *a, int64_t lda, const flo
                         .beta = beta};
 }
 
-/* Runs g on nth pthreads (as the OpenMP team would). */
-static bool run_threads(const sgemm_args *g, int nth) {
+/* Runs g on nth pthreads (as the OpenMP team would), thread `late` (-1: none) starting late. */
+static bool run_threads_late(const sgemm_args *g, int nth, int late) {
     pthread_t th[4];
     worker_job jobs[4];
     bool ok = true;
     for (int i = 0; i < nth; i++) {
-        jobs[i] = (worker_job){g, i, nth, false};
+        jobs[i] = (worker_job){g, i, nth, i == late, false};
         if (pthread_create(&th[i], NULL, run_worker, &jobs[i]) != 0) return false;
     }
     for (int i = 0; i < nth; i++) {
@@ -199,6 +202,17 @@ static bool run_threads(const sgemm_args *g, int nth) {
         ok = ok && jobs[i].ok;
     }
     return ok;
+}
+
+static bool run_threads(const sgemm_args *g, int nth) { return run_threads_late(g, nth, -1); }
+
+/* A split of m balanced at run time (sched_worker) on nth threads, one of them starting late so that the others take
+ * its units. Runs the fixed split when g does not take a balanced one (a split of n, or a resident). */
+static bool run_sched(const sgemm_args *g, int nth, int late) {
+    static sgemm_sched sched; /* (8 KiB: not on the stack) */
+    sgemm_args gs = *g;
+    if (sched_init(&sched, &gs, nth)) gs.sched = &sched;
+    return run_threads_late(&gs, nth, late);
 }
 
 /* c from 1, 2 and 3 workers, bitwise the same, and the entry point's the same again. */
@@ -220,6 +234,14 @@ static bool bitwise_threads(const shape *s) {
     memcpy(c[2], c0, clen * sizeof(float));
     ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, c[2], ldc);
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0;
+    /* balanced at run time: 2 and 3 threads, with the first or the last starting late */
+    for (int nth = 2; nth <= 3; nth++) {
+        for (int late = 0; late < nth; late += nth - 1) {
+            memcpy(c[nth], c0, clen * sizeof(float));
+            sgemm_args g = args_of(s, a, lda, b, ldb, c[nth], ldc, s->beta);
+            ok = run_sched(&g, nth, late) && ok && memcmp(c[1], c[nth], clen * sizeof(float)) == 0;
+        }
+    }
     if (!ok)
         fprintf(stderr, "  threads differ in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N',
                 s->tb ? 'T' : 'N', (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta);
@@ -232,10 +254,12 @@ static bool bitwise_threads(const shape *s) {
 
 static void test_threads_bitwise(void) {
     const shape shapes[] = {
-        {false, false, 256, 768, 800, 0, 0.0f}, /* split n */
-        {true, false, 700, 130, 256, 2, 1.0f},  /* split m, TN */
-        {false, true, 97, 450, 385, 0, 0.0f},   /* split n, NT, edges */
-        {true, true, 301, 77, 100, 1, 1.0f},    /* split m, TT */
+        {false, false, 256, 768, 800, 0, 0.0f},  /* split n */
+        {true, false, 700, 130, 256, 2, 1.0f},   /* split m, TN */
+        {false, true, 97, 450, 385, 0, 0.0f},    /* split n, NT, edges */
+        {true, true, 301, 77, 100, 1, 1.0f},     /* split m, TT */
+        {false, true, 1500, 1000, 769, 1, 0.5f}, /* split m over 3 column blocks x 2 k blocks, balanced */
+        {true, false, 50000, 40, 30, 0, 0.0f},   /* more rows than DYN_MAX_BLOCKS steps: blocks of 2 steps */
     };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) CHECK(bitwise_threads(&shapes[si]));
 }
