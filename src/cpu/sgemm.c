@@ -487,10 +487,15 @@ LT_AVX512 static void sched_worker(const sgemm_args *g, int tid, float *buf) {
         bool fresh = pass != packed;
         packed = pass;
         if (cols || fresh) pack_b(g, jc, nc, pc, kc, bp);
+        bool pack_rows = !cols || fresh;
+        if (cols && fresh && g->ta) { /* all of a^T in one pass over k, reading each of its rows once */
+            pack_a(g, 0, g->m, pc, kc, ap);
+            pack_rows = false;
+        }
         /* the block's previous pass, when another thread took it, may still be running */
         while (atomic_load_explicit(&s->done[blk], memory_order_acquire) != pass) __builtin_ia32_pause();
         for (int64_t ic = r0; ic < r1; ic += MC)
-            row_block(g, ic, min64(MC, r1 - ic), pc, kc, cols ? ap + ic * kc : ap, !cols || fresh, bp, jc, nc,
+            row_block(g, ic, min64(MC, r1 - ic), pc, kc, cols ? ap + ic * kc : ap, pack_rows, bp, jc, nc,
                       c_mode(g, pc));
         atomic_store_explicit(&s->done[blk], (int32_t)(pass + 1), memory_order_release);
     }
