@@ -3,15 +3,19 @@
  * splitting the sums over vector lanes. The statistics: a first mean mu0 in x's precision, then the sum and the sum
  * of squares of the deviations from mu0 in double, where those deviations are exact; their mean dm corrects mu0's
  * rounding (x - mean is computed as (x - mu0) - dm), so a large mean cannot cancel the variance away, and rstd is
- * correctly rounded. The gw and gb sums over rows are computed in double, per column block, which needs no atomics
- * and gives the same bits on any number of threads. Rows run in parallel. */
+ * correctly rounded. Rows run in parallel. The backward's gw and gb (sums over rows, in double) are summed while the
+ * rows are in L1: each chunk of CHUNK_ROWS rows (a fixed cut, whatever the thread count) writes its partial sums to
+ * scratch, and a second, short pass adds the chunks' partials in chunk order. No atomics, and the same bits on any
+ * number of threads. */
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
 
 #include <math.h>
 
-#define COL_BLOCK 64
+/* Rows per chunk of the backward's column sums: the partials (2 C doubles per chunk) are an eighth of the bytes of
+ * an f32 x, and the rows of a chunk are few enough to split M over the threads evenly. */
+#define CHUNK_ROWS 32
 /* Elements below which a call runs on one thread: starting a parallel region costs a few microseconds. */
 #define PAR_MIN_WORK 32768
 
@@ -19,17 +23,8 @@
  *   s = x + r is written first, rounded to T as lt_add would, and s is normalised (it is still in L1 when read back).
  * ln_row_bwd: gx for one row from the saved statistics. With xh = (x - mean) * rstd and g = gy * w,
  *   gx = rstd * (g - mean(g) - xh * mean(g * xh)).
- * ln_cols_bwd: gw = sum over rows of gy * xh and gb = sum of gy, for columns [c0, c0 + cols). */
-/* ln_cols_bwd's sums over the M rows, for W columns, in double (the reference for the GPU's column sums). */
-#define LN_COLS_ROWS(T, W)                                                                                             \
-    for (int64_t m = 0; m < M; m++) {                                                                                  \
-        const T *xr = x + m * C + c0, *gr = gy + m * C + c0;                                                           \
-        double mu = mean[m], r = rstd[m];                                                                              \
-        _Pragma("omp simd") for (int64_t c = 0; c < (W); c++) {                                                        \
-            aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                       \
-            ab[c] += gr[c];                                                                                            \
-        }                                                                                                              \
-    }
+ * ln_chunk_bwd: gx for `rows` rows, and (aw, ab non-NULL) their partial sums aw = sum of gy * xh and ab = sum of
+ *   gy over those rows, per column, in double (the reference for the GPU's column sums). */
 
 #define DEFINE_LAYER_NORM(T, A, SFX)                                                                                   \
     LT_CLONES static void ln_row_##SFX(const T *x, const T *res, const T *w, const T *b, double eps, int64_t C,        \
@@ -83,18 +78,19 @@
             gx[c] = (T)(r * (g - sg - ((A)x[c] - mu) * r * sgx));                                                      \
         }                                                                                                              \
     }                                                                                                                  \
-    LT_CLONES static void ln_cols_bwd_##SFX(const T *x, const T *mean, const T *rstd, const T *gy, int64_t M,          \
-                                            int64_t C, int64_t c0, int64_t cols, T *gw, T *gb) {                       \
-        double aw[COL_BLOCK], ab[COL_BLOCK];                                                                           \
-        for (int64_t c = 0; c < cols; c++) aw[c] = ab[c] = 0;                                                          \
-        /* a full block with a constant width, so that the sums stay in registers */                                   \
-        if (cols == COL_BLOCK)                                                                                         \
-            LN_COLS_ROWS(T, COL_BLOCK)                                                                                 \
-        else                                                                                                           \
-            LN_COLS_ROWS(T, cols)                                                                                      \
-        for (int64_t c = 0; c < cols; c++) {                                                                           \
-            if (gw) gw[c0 + c] = (T)aw[c];                                                                             \
-            if (gb) gb[c0 + c] = (T)ab[c];                                                                             \
+    LT_CLONES static void ln_chunk_bwd_##SFX(const T *x, const T *w, const T *mean, const T *rstd, const T *gy,        \
+                                             int64_t rows, int64_t C, T *gx, double *aw, double *ab) {                 \
+        if (aw)                                                                                                        \
+            for (int64_t c = 0; c < C; c++) aw[c] = ab[c] = 0;                                                         \
+        for (int64_t m = 0; m < rows; m++) {                                                                           \
+            const T *xr = x + m * C, *gr = gy + m * C;                                                                 \
+            ln_row_bwd_##SFX(xr, w, (A)mean[m], (A)rstd[m], gr, C, gx + m * C);                                        \
+            if (!aw) continue;                                                                                         \
+            double mu = mean[m], r = rstd[m];                                                                          \
+            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                                                      \
+                aw[c] += (double)gr[c] * (((double)xr[c] - mu) * r);                                                   \
+                ab[c] += gr[c];                                                                                        \
+            }                                                                                                          \
         }                                                                                                              \
     }
 
@@ -146,30 +142,52 @@ lt_status lt__cpu_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_te
 lt_status lt__cpu_layer_norm_backward(const lt_tensor *x, const lt_tensor *w, const lt_tensor *mean,
                                       const lt_tensor *rstd, const lt_tensor *gy, lt_tensor *gx, lt_tensor *gw,
                                       lt_tensor *gb) {
-    LT_TRY(check_args("cpu layer_norm_backward", x, (const lt_tensor *[]){w, mean, rstd, gy, gx, gw, gb}, 7));
+    static const char *who = "cpu layer_norm_backward";
+    LT_TRY(check_args(who, x, (const lt_tensor *[]){w, mean, rstd, gy, gx, gw, gb}, 7));
     int64_t C = x->shape[x->ndim - 1], M = lt__numel(x->shape, x->ndim - 1);
-    bool f64 = x->dtype == LT_F64;
-    const void *xp = lt__data(x), *wp = data_or_null(w), *mp = lt__data(mean), *rp = lt__data(rstd);
-    const void *gyp = lt__data(gy);
-    void *gxp = lt__data(gx), *gwp = (void *)data_or_null(gw), *gbp = (void *)data_or_null(gb);
-#pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
-    for (int64_t m = 0; m < M; m++) {
-        if (f64)
-            ln_row_bwd_f64((const double *)xp + m * C, wp, ((const double *)mp)[m], ((const double *)rp)[m],
-                           (const double *)gyp + m * C, C, (double *)gxp + m * C);
-        else
-            ln_row_bwd_f32((const float *)xp + m * C, wp, ((const float *)mp)[m], ((const float *)rp)[m],
-                           (const float *)gyp + m * C, C, (float *)gxp + m * C);
+    int64_t nch = (M + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    bool f64 = x->dtype == LT_F64, sums = gw || gb;
+    size_t es = lt_dtype_size(x->dtype);
+    const char *xp = lt__data(x), *mp = lt__data(mean), *rp = lt__data(rstd), *gyp = lt__data(gy);
+    const void *wp = data_or_null(w);
+    char *gxp = lt__data(gx);
+    double *part = NULL; /* [nch][2][C]: each chunk's sums of gy * xh, then of gy */
+    if (sums && nch > 0 && C > 0) {
+        lt__allocator *a = lt__cpu_allocator(0);
+        if (!a) return lt__err(LT_ERR_OOM, "%s: no CPU allocator", who);
+        LT_TRY(lt__alloc(a, (size_t)nch * 2 * (size_t)C * sizeof(double), who, (void **)&part));
     }
-    if (!gw && !gb) return LT_OK;
-    int64_t blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (M * C >= PAR_MIN_WORK)
-    for (int64_t k = 0; k < blocks; k++) {
-        int64_t c0 = k * COL_BLOCK, cols = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+    for (int64_t k = 0; k < nch; k++) {
+        int64_t m0 = k * CHUNK_ROWS, rows = M - m0 < CHUNK_ROWS ? M - m0 : CHUNK_ROWS;
+        size_t o = (size_t)(m0 * C) * es;
+        double *aw = part ? part + (size_t)k * 2 * C : NULL, *ab = part ? aw + C : NULL;
         if (f64)
-            ln_cols_bwd_f64(xp, mp, rp, gyp, M, C, c0, cols, gwp, gbp);
+            ln_chunk_bwd_f64((const double *)(xp + o), wp, (const double *)(mp + m0 * es),
+                             (const double *)(rp + m0 * es), (const double *)(gyp + o), rows, C, (double *)(gxp + o),
+                             aw, ab);
         else
-            ln_cols_bwd_f32(xp, mp, rp, gyp, M, C, c0, cols, gwp, gbp);
+            ln_chunk_bwd_f32((const float *)(xp + o), wp, (const float *)(mp + m0 * es), (const float *)(rp + m0 * es),
+                             (const float *)(gyp + o), rows, C, (float *)(gxp + o), aw, ab);
     }
+    if (!sums) return LT_OK;
+    void *gwp = (void *)data_or_null(gw), *gbp = (void *)data_or_null(gb);
+    /* the chunks' partials, added in chunk order for each column */
+#pragma omp parallel for schedule(static) if (nch * C >= PAR_MIN_WORK)
+    for (int64_t c = 0; c < C; c++) {
+        double sw = 0, sb = 0;
+        for (int64_t k = 0; k < nch; k++) {
+            sw += part[(size_t)k * 2 * C + c];
+            sb += part[(size_t)k * 2 * C + C + c];
+        }
+        if (f64) {
+            if (gwp) ((double *)gwp)[c] = sw;
+            if (gbp) ((double *)gbp)[c] = sb;
+        } else {
+            if (gwp) ((float *)gwp)[c] = (float)sw;
+            if (gbp) ((float *)gbp)[c] = (float)sb;
+        }
+    }
+    if (part) lt__free(lt__cpu_allocator(0), part);
     return LT_OK;
 }
