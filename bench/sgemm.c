@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         /* beta = 1 accumulates into c over the repetitions: harmless for timing; the check below uses fresh c */
         for (int r = -2; r < reps; r++) {
             double t0 = bench_now();
-            if (!lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, c0, ldc)) {
+            if (!lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, NULL, c0, ldc)) {
                 fprintf(stderr, "lt__sgemm_avx512 failed\n");
                 return 1;
             }
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         }
         /* check: one fresh call each from the same c */
         float *f0 = filled(nc, 4), *f1 = filled(nc, 4);
-        lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, f0, ldc);
+        lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, NULL, f0, ldc);
         blas(ROW_MAJOR, s->ta ? TRANS : NO_TRANS, s->tb ? TRANS : NO_TRANS, s->m, s->n, s->k, 1.0f, a, lda, b, ldb,
              s->beta, f1, ldc);
         double maxrel = 0, scale = 0;

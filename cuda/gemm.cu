@@ -137,12 +137,13 @@ lt_status gemm_bf16(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, do
 
 using namespace lt_cuda;
 
-extern "C" lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                                   const lt_tensor *bias, lt_tensor *c) {
+// The product of lt__cuda_gemm, without its asum.
+static lt_status product(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
+                         const lt_tensor *bias, const lt_tensor *asum, lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
     lt__blas_operand la, lb;
-    LT_TRY(lt__gemm_check(kWho, a, b, c, bias, beta, m, n, k, &la, &lb));
+    LT_TRY(lt__gemm_check(kWho, a, b, c, bias, asum, beta, m, n, k, &la, &lb));
     if (batch * m * n == 0) return LT_OK;
     if (bias) { // c = the bias rows (one broadcast copy kernel), then cuBLAS adds the product onto them
         lt_tensor hb;
@@ -173,4 +174,14 @@ extern "C" lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool 
         LT_BLAS(blas_gemm(ctx.blas, g, &al, data<T>(b), data<T>(a), &be, data<T>(c)), kWho);
         return LT_OK;
     });
+}
+
+// asum, the row sums of op(a), by the reduction kernel after cuBLAS's product (on the same stream).
+extern "C" lt_status lt__cuda_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
+                                   const lt_tensor *bias, lt_tensor *asum, lt_tensor *c) {
+    LT_TRY(product(a, b, ta, tb, alpha, beta, bias, asum, c));
+    if (!asum) return LT_OK;
+    lt_tensor hx, hy;
+    LT_TRY(lt__gemm_asum_headers(a, ta, asum, &hx, &hy));
+    return lt__cuda_reduce(LT_ROP_SUM, &hx, 1u << 1, &hy);
 }

@@ -96,9 +96,11 @@ typedef struct lt__backend {
      * and written rounded to nearest even once, from the f32 result. Any other combination is LT_ERR_DTYPE.
      * bias: NULL, or an [n] of c's dtype added to every row of every c[b] (only with beta == 0): bitwise c filled
      * with the broadcast bias and then the product added with beta = 1, which a backend may do without the pass
-     * over c (the CPU's own sgemm adds a contiguous f32 bias in its kernel). */
+     * over c (the CPU's own sgemm adds a contiguous f32 bias in its kernel).
+     * asum: NULL, or (one batch, f32 or f64) a contiguous [k] of c's dtype, written with the row sums of op(a): a
+     * linear layer's bias gradient when a is dy in dx = dy w^T, which the CPU's own sgemm takes while it packs dy. */
     lt_status (*gemm)(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                      const lt_tensor *bias, lt_tensor *c);
+                      const lt_tensor *bias, lt_tensor *asum, lt_tensor *c);
 
     /* ---- normalisation and losses; x contiguous ---- */
     /* y = softmax or log_softmax of x along dim. */
@@ -174,13 +176,16 @@ typedef struct lt__blas_operand {
 } lt__blas_operand;
 
 /* Checks a gemm entry's arguments as every backend takes them (3-D [batch, rows, cols] operands, a contiguous c, the
- * dtypes, 32-bit BLAS sizes, a bias that fits) and how BLAS reads a and b; `who` names the backend in messages. m, n,
- * k are the product's sizes. A dim of size 1 never decides a layout and gets the smallest ld BLAS accepts; a
- * unit-stride dim whose other stride is below the row length (a stride-0 expanded matrix) is unreadable (src/ops copies
- * those). */
+ * dtypes, 32-bit BLAS sizes, a bias and an asum that fit) and how BLAS reads a and b; `who` names the backend in
+ * messages. m, n, k are the product's sizes. A dim of size 1 never decides a layout and gets the smallest ld BLAS
+ * accepts; a unit-stride dim whose other stride is below the row length (a stride-0 expanded matrix) is unreadable
+ * (src/ops copies those). */
 lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c,
-                         const lt_tensor *bias, double beta, int64_t m, int64_t n, int64_t k, lt__blas_operand *la,
-                         lt__blas_operand *lb);
+                         const lt_tensor *bias, const lt_tensor *asum, double beta, int64_t m, int64_t n, int64_t k,
+                         lt__blas_operand *la, lt__blas_operand *lb);
+/* Headers for a gemm's asum as a reduction: *hx is op(a) as [1, m, k] (a's own view, transposed when ta) and *hy
+ * asum as [1, 1, k], so that reduce(SUM, hx, dim 1, hy) writes it. */
+lt_status lt__gemm_asum_headers(const lt_tensor *a, bool ta, const lt_tensor *asum, lt_tensor *hx, lt_tensor *hy);
 
 /* The backend for a device, or NULL with LT_ERR_DEVICE set (naming who) when that device is not available. */
 lt_status lt__backend_for(const char *who, lt_device device, const lt__backend **out);

@@ -71,8 +71,8 @@ static bool lt__blas_layout(const lt_tensor *t, lt__blas_operand *op) {
 }
 
 lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b, const lt_tensor *c,
-                         const lt_tensor *bias, double beta, int64_t m, int64_t n, int64_t k, lt__blas_operand *la,
-                         lt__blas_operand *lb) {
+                         const lt_tensor *bias, const lt_tensor *asum, double beta, int64_t m, int64_t n, int64_t k,
+                         lt__blas_operand *la, lt__blas_operand *lb) {
     if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3 || a->shape[0] != c->shape[0] || b->shape[0] != c->shape[0] ||
         !lt__is_contiguous(c))
         return lt__err(LT_ERR_INTERNAL, "%s: operands are not 3-D [batch, rows, cols] with a contiguous c", who);
@@ -88,7 +88,21 @@ lt_status lt__gemm_check(const char *who, const lt_tensor *a, const lt_tensor *b
         return lt__err(LT_ERR_INTERNAL, "%s: an operand has no unit-stride matrix dim or a bad ld", who);
     if (bias && (bias->ndim != 1 || bias->shape[0] != n || bias->dtype != c->dtype || beta != 0))
         return lt__err(LT_ERR_INTERNAL, "%s: the bias must be a [%lld] of c's dtype, with beta = 0", who, (long long)n);
+    if (asum && (!same || c->shape[0] != 1 || asum->ndim != 1 || asum->shape[0] != k || asum->dtype != c->dtype ||
+                 !lt__is_contiguous(asum)))
+        return lt__err(LT_ERR_INTERNAL, "%s: asum must be a contiguous [%lld] of c's dtype (f32 or f64), one batch",
+                       who, (long long)k);
     return LT_OK;
+}
+
+lt_status lt__gemm_asum_headers(const lt_tensor *a, bool ta, const lt_tensor *asum, lt_tensor *hx, lt_tensor *hy) {
+    LT_TRY(lt__broadcast_header(a, a->shape, 3, hx));
+    if (ta) {
+        hx->shape[1] = a->shape[2], hx->shape[2] = a->shape[1];
+        hx->strides[1] = a->strides[2], hx->strides[2] = a->strides[1];
+    }
+    int64_t shape[3] = {1, 1, asum->shape[0]};
+    return lt__broadcast_header(asum, shape, 3, hy);
 }
 
 LT_API lt_status lt_device_check(lt_device device) {

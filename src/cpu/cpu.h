@@ -20,7 +20,7 @@ lt_status lt__cpu_reduce(lt__reduce_op op, const lt_tensor *x, uint32_t dim_mask
 lt_status lt__cpu_max_backward(const lt_tensor *x, const lt_tensor *y, const lt_tensor *gy, uint32_t dim_mask,
                                lt_tensor *gx);
 lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                       const lt_tensor *bias, lt_tensor *c);
+                       const lt_tensor *bias, lt_tensor *asum, lt_tensor *c);
 lt_status lt__cpu_softmax(const lt_tensor *x, int dim, bool log, lt_tensor *y);
 lt_status lt__cpu_softmax_backward(const lt_tensor *y, const lt_tensor *gy, int dim, bool log, lt_tensor *gx);
 lt_status lt__cpu_layer_norm(const lt_tensor *x, const lt_tensor *r, const lt_tensor *w, const lt_tensor *b, double eps,

@@ -78,12 +78,14 @@ typedef struct gemm_call {
     int m, n, k, lda, ldb;
     double alpha, beta;
     const float *bias; /* own only: n floats added to every row of c, by the kernel (beta == 0) */
+    float *asum;       /* own only, one batch: the row sums of op(a), by the kernel */
 } gemm_call;
 
-static void gemm_one(const gemm_call *g, const void *a, const void *b, void *c) {
+/* True when the own kernel ran (and wrote g->asum); false when BLAS did. */
+static bool gemm_one(const gemm_call *g, const void *a, const void *b, void *c) {
     if (g->own && lt__sgemm_avx512(g->fa == CblasTrans, g->fb == CblasTrans, g->m, g->n, g->k, a, g->lda, b, g->ldb,
-                                   (float)g->beta, g->bias, c, g->n))
-        return;
+                                   (float)g->beta, g->bias, g->asum, c, g->n))
+        return true;
     double beta = g->beta;
     if (g->bias) { /* the own kernel had no memory: c = the bias rows, then BLAS adds the product */
         for (int i = 0; i < g->m; i++) memcpy((float *)c + (size_t)i * g->n, g->bias, (size_t)g->n * sizeof(float));
@@ -94,6 +96,7 @@ static void gemm_one(const gemm_call *g, const void *a, const void *b, void *c) 
                     c, g->n);
     else
         cblas_dgemm(CblasRowMajor, g->fa, g->fb, g->m, g->n, g->k, g->alpha, a, g->lda, b, g->ldb, beta, c, g->n);
+    return false;
 }
 
 /* Runs g over `batch` products whose operands lie sa, sb and sc bytes apart. */
@@ -185,12 +188,20 @@ static lt_status fill_bias(const lt_tensor *bias, lt_tensor *c) {
     return lt__cpu_copy(c, &hb);
 }
 
+/* asum = the row sums of op(a) (see the backend's gemm), by the reduction. */
+static lt_status reduce_asum(const lt_tensor *a, bool ta, lt_tensor *asum) {
+    lt_tensor hx, hy;
+    LT_TRY(lt__gemm_asum_headers(a, ta, asum, &hx, &hy));
+    return lt__cpu_reduce(LT_ROP_SUM, &hx, 1u << 1, &hy);
+}
+
 lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double alpha, double beta,
-                       const lt_tensor *bias, lt_tensor *c) {
+                       const lt_tensor *bias, lt_tensor *asum, lt_tensor *c) {
     int64_t batch = c->shape[0], m = c->shape[1], n = c->shape[2];
     int64_t k = ta ? a->shape[1] : a->shape[2];
     lt__blas_operand la, lb;
-    LT_TRY(lt__gemm_check("lt__cpu_gemm", a, b, c, bias, beta, m, n, k, &la, &lb));
+    LT_TRY(lt__gemm_check("lt__cpu_gemm", a, b, c, bias, asum, beta, m, n, k, &la, &lb));
+    if (asum && (m == 0 || n == 0 || k == 0)) LT_TRY(reduce_asum(a, ta, asum));
     if (batch == 0 || m == 0 || n == 0) return LT_OK;
     if (k == 0) {
         if (bias) return fill_bias(bias, c);
@@ -219,6 +230,11 @@ lt_status lt__cpu_gemm(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
         .beta = beta,
         .bias = bias ? lt__data(bias) : NULL,
     };
+    if (asum) { /* one batch: the own kernel sums a while it packs it; after BLAS, the reduction does */
+        g.asum = own ? lt__data(asum) : NULL;
+        if (gemm_one(&g, lt__data(a), lt__data(b), lt__data(c))) return LT_OK;
+        return reduce_asum(a, ta, asum);
+    }
     int64_t es = (int64_t)lt_dtype_size(c->dtype);
     run_batches(&g, batch, lt__data(a), a->strides[0] * es, lt__data(b), b->strides[0] * es, lt__data(c), m * n * es);
     return LT_OK;

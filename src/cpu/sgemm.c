@@ -108,6 +108,8 @@ bool lt__sgemm_avx512_available(void) {
  * blocks (larger m takes blocks of several MC-row steps; larger n splits statically). */
 #define DYN_MAX_THREADS 64
 #define DYN_MAX_BLOCKS 1024
+/* Most doubles of per-block partials for the row sums of a taken while packing (8 MiB); beyond, their own pass. */
+#define SUM_FUSED_MAX ((int64_t)1 << 20)
 
 enum { C_STORE, C_ADD, C_BETA };
 
@@ -134,6 +136,34 @@ static float *thread_buf(void) {
         return NULL;
     }
     return q;
+}
+
+/* Doubles of scratch for the row sums of a, kept per thread like the packing buffer (grown when a call needs more),
+ * so that the steady state does not allocate. NULL when out of memory. */
+typedef struct sum_buf {
+    size_t cap;
+    double d[];
+} sum_buf;
+
+static pthread_key_t sum_key;
+static pthread_once_t sum_once = PTHREAD_ONCE_INIT;
+static bool sum_key_ok;
+
+static void sum_key_make(void) { sum_key_ok = pthread_key_create(&sum_key, free) == 0; }
+
+static double *thread_sums(size_t n) {
+    pthread_once(&sum_once, sum_key_make);
+    if (!sum_key_ok) return NULL;
+    sum_buf *b = pthread_getspecific(sum_key);
+    if (b && b->cap >= n) return b->d;
+    sum_buf *nb = malloc(sizeof(sum_buf) + n * sizeof(double));
+    if (!nb || pthread_setspecific(sum_key, nb) != 0) {
+        free(nb);
+        return NULL;
+    }
+    free(b);
+    nb->cap = n;
+    return nb->d;
 }
 
 /* ---- Micro-kernel ---- */
@@ -270,14 +300,30 @@ LT_AVX512 LT_INLINE void transpose16(__m512 r[16]) {
     }
 }
 
+/* psum[0:np] += the sum of a micro-panel's 12 rows r[0:12] (zero past its rows), in float by a fixed tree and then
+ * added in double: the one definition of the row sums of a (see lt__sgemm_avx512's asum), in the packer and in
+ * asum_direct alike. */
+LT_AVX512 LT_INLINE void add_panel_sum(const __m512 r[MR], int64_t np, double *psum) {
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), _mm512_add_ps(r[2], r[3])),
+                             _mm512_add_ps(_mm512_add_ps(r[4], r[5]), _mm512_add_ps(r[6], r[7])));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(r[8], r[9]), _mm512_add_ps(r[10], r[11])));
+    __mmask16 m = lanes(np);
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1));
+    _mm512_mask_storeu_pd(psum, (__mmask8)m, _mm512_add_pd(_mm512_maskz_loadu_pd((__mmask8)m, psum), lo));
+    _mm512_mask_storeu_pd(psum + 8, (__mmask8)(m >> 8),
+                          _mm512_add_pd(_mm512_maskz_loadu_pd((__mmask8)(m >> 8), psum + 8), hi));
+}
+
 /* Loads rows [0, rows) of 16 floats (the first np of each; rows >= `rows` and lanes >= np are zero) lying ld apart
- * from src, transposes, and stores output row i (i < np) with mask `keep` at dst + i * dstride. */
+ * from src, (when psum is not NULL, adds the sum of the first MR rows to psum as add_panel_sum does,) transposes,
+ * and stores output row i (i < np) with mask `keep` at dst + i * dstride. */
 LT_AVX512 LT_INLINE void transpose_block(const float *src, int64_t ld, int rows, int64_t np, float *dst,
-                                         int64_t dstride, __mmask16 keep) {
+                                         int64_t dstride, __mmask16 keep, double *psum) {
     __m512 r[16];
     __mmask16 lm = lanes(np);
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
+    if (psum) add_panel_sum(r, np, psum);
     transpose16(r);
     /* (unrolled with constant indices, so that r stays in registers) */
 #pragma GCC unroll 16
@@ -285,10 +331,12 @@ LT_AVX512 LT_INLINE void transpose_block(const float *src, int64_t ld, int rows,
         if (i < np) _mm512_mask_storeu_ps(dst + i * dstride, keep, r[i]);
 }
 
-/* a micro-panel, op(a) = a: rows [0, mr) of a (contiguous in k, lda apart), k in [0, kc) -> ap[p * MR + r]. */
-LT_AVX512 static void pack_a_n(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
+/* a micro-panel, op(a) = a: rows [0, mr) of a (contiguous in k, lda apart), k in [0, kc) -> ap[p * MR + r]; with
+ * psum, the panel's row sums are added to psum[0:kc]. */
+LT_AVX512 static void pack_a_n(const float *a, int64_t lda, int mr, int64_t kc, float *ap, double *psum) {
     for (int64_t p0 = 0; p0 < kc; p0 += 16)
-        transpose_block(a + p0, lda, mr, min64(16, kc - p0), ap + p0 * MR, MR, (__mmask16)0x0FFF);
+        transpose_block(a + p0, lda, mr, min64(16, kc - p0), ap + p0 * MR, MR, (__mmask16)0x0FFF,
+                        psum ? psum + p0 : NULL);
 }
 
 /* rows [0, rows) of op(a) = a^T as consecutive micro-panels (panel q at ap + q * kc * MR): a holds op(a)'s columns
@@ -343,7 +391,8 @@ LT_AVX512 static void pack_b_t(const float *b, int64_t ldb, int64_t kc, int64_t 
                 if (p0 + 16 < kc)
                     for (int64_t i = 0; i < rows; i++)
                         _mm_prefetch((const char *)(src + i * ldb + p0 + 16), _MM_HINT_T0);
-                transpose_block(src + p0, ldb, (int)rows, min64(16, kc - p0), dst + p0 * NR, NR, (__mmask16)0xFFFF);
+                transpose_block(src + p0, ldb, (int)rows, min64(16, kc - p0), dst + p0 * NR, NR, (__mmask16)0xFFFF,
+                                NULL);
             }
         }
     }
@@ -371,6 +420,7 @@ typedef struct sgemm_args {
     const float *a, *b, *bias;
     float *c;
     float beta;
+    double *apart;      /* the row sums of a per row block ([nb][k], see lt__sgemm_avx512's asum), or NULL */
     sgemm_sched *sched; /* a split balanced at run time; NULL: the fixed split */
 } sgemm_args;
 
@@ -386,14 +436,16 @@ LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float 
     }
 }
 
-/* rows [ic, ic + rows) of op(a), k in [pc, pc + kc), as consecutive micro-panels (each MR * kc floats) at ap */
-LT_AVX512 LT_INLINE void pack_a(const sgemm_args *g, int64_t ic, int64_t rows, int64_t pc, int64_t kc, float *ap) {
+/* rows [ic, ic + rows) of op(a), k in [pc, pc + kc), as consecutive micro-panels (each MR * kc floats) at ap; with
+ * psum (op(a) = a only), their row sums are added to psum[0:kc], panel by panel. */
+LT_AVX512 LT_INLINE void pack_a(const sgemm_args *g, int64_t ic, int64_t rows, int64_t pc, int64_t kc, float *ap,
+                                double *psum) {
     if (g->ta) {
         pack_a_t(g->a + pc * g->lda + ic, g->lda, rows, kc, ap);
         return;
     }
     for (int64_t q = 0; q < rows; q += MR, ap += MR * kc)
-        pack_a_n(g->a + (ic + q) * g->lda + pc, g->lda, (int)min64(MR, rows - q), kc, ap);
+        pack_a_n(g->a + (ic + q) * g->lda + pc, g->lda, (int)min64(MR, rows - q), kc, ap, psum);
 }
 
 LT_AVX512 LT_INLINE void pack_b(const sgemm_args *g, int64_t jc, int64_t nc, int64_t pc, int64_t kc, float *bp) {
@@ -403,10 +455,11 @@ LT_AVX512 LT_INLINE void pack_b(const sgemm_args *g, int64_t jc, int64_t nc, int
         pack_b_n(g->b + pc * g->ldb + jc, g->ldb, kc, nc, bp);
 }
 
-/* c[ic:ic+rows, jc:jc+nc] (=|+=) the a micro-panels at ap (packed there first when `pack`) * the packed b block. */
+/* c[ic:ic+rows, jc:jc+nc] (=|+=) the a micro-panels at ap (packed there first when `pack`, adding their row sums to
+ * psum when not NULL) * the packed b block. */
 LT_AVX512 static void row_block(const sgemm_args *g, int64_t ic, int64_t rows, int64_t pc, int64_t kc, float *ap,
-                                bool pack, const float *bp, int64_t jc, int64_t nc, int mode) {
-    if (pack) pack_a(g, ic, rows, pc, kc, ap);
+                                bool pack, double *psum, const float *bp, int64_t jc, int64_t nc, int mode) {
+    if (pack) pack_a(g, ic, rows, pc, kc, ap, psum);
     for (int64_t q = 0; q < rows; q += MR)
         tile_row((int)min64(MR, rows - q), kc, ap + q * kc, bp, pc == 0 && g->bias ? g->bias + jc : NULL, nc,
                  g->c + (ic + q) * g->ldc + jc, g->ldc, mode, g->beta);
@@ -432,6 +485,10 @@ static int64_t resident_nc(int64_t rows, int64_t cols, int64_t kcb, int64_t ncb)
     return cdiv(cdiv(cols, cdiv(cols, nc_res)), NR) * NR; /* <= nc_res */
 }
 
+/* Rows per block of a balanced split of m, and of the row sums of a: whole MC-row steps, at most DYN_MAX_BLOCKS
+ * blocks. Depends on m alone. */
+static int64_t sum_block_rows(int64_t m) { return cdiv(cdiv(m, MC), DYN_MAX_BLOCKS) * MC; }
+
 static int c_mode(const sgemm_args *g, int64_t pc) {
     return pc > 0 || g->beta == 1.0f ? C_ADD : g->beta == 0.0f ? C_STORE : C_BETA;
 }
@@ -452,7 +509,7 @@ static bool sched_init(sgemm_sched *s, const sgemm_args *g, int nth) {
         s->npass = s->npc;
     } else {
         if (resident_nc(cdiv(cdiv(g->m, MR), nth) * MR, g->n, s->kcb, s->ncb) > 0) return false;
-        s->ub = cdiv(cdiv(g->m, MC), DYN_MAX_BLOCKS) * MC;
+        s->ub = sum_block_rows(g->m);
         s->npass = cdiv(g->n, s->ncb) * s->npc;
     }
     s->nb = cdiv(g->split_n ? g->n : g->m, s->ub);
@@ -489,13 +546,17 @@ LT_AVX512 static void sched_worker(const sgemm_args *g, int tid, float *buf) {
         if (cols || fresh) pack_b(g, jc, nc, pc, kc, bp);
         bool pack_rows = !cols || fresh;
         if (cols && fresh && g->ta) { /* all of a^T in one pass over k, reading each of its rows once */
-            pack_a(g, 0, g->m, pc, kc, ap);
+            pack_a(g, 0, g->m, pc, kc, ap, NULL);
             pack_rows = false;
         }
+        /* the block's row sums of a over this k block, while its first column block packs it */
+        double *psum = g->apart && jc == 0 ? g->apart + blk * g->k + pc : NULL;
+        if (psum)
+            for (int64_t p = 0; p < kc; p++) psum[p] = 0;
         /* the block's previous pass, when another thread took it, may still be running */
         while (atomic_load_explicit(&s->done[blk], memory_order_acquire) != pass) __builtin_ia32_pause();
         for (int64_t ic = r0; ic < r1; ic += MC)
-            row_block(g, ic, min64(MC, r1 - ic), pc, kc, cols ? ap + ic * kc : ap, pack_rows, bp, jc, nc,
+            row_block(g, ic, min64(MC, r1 - ic), pc, kc, cols ? ap + ic * kc : ap, pack_rows, psum, bp, jc, nc,
                       c_mode(g, pc));
         atomic_store_explicit(&s->done[blk], (int32_t)(pass + 1), memory_order_release);
     }
@@ -531,7 +592,7 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
                 int64_t nc = min64(ncr, n1 - jc);
                 pack_b(g, jc, nc, pc, kc, bp);
                 for (int64_t ic = m0; ic < m1; ic += MC)
-                    row_block(g, ic, min64(MC, m1 - ic), pc, kc, apall + (ic - m0) * kc, jc == n0, bp, jc, nc,
+                    row_block(g, ic, min64(MC, m1 - ic), pc, kc, apall + (ic - m0) * kc, jc == n0, NULL, bp, jc, nc,
                               c_mode(g, pc));
             }
         }
@@ -544,7 +605,7 @@ LT_AVX512 static void sgemm_worker(const sgemm_args *g, int tid, int nth, float 
             int64_t kc = min64(kcb, g->k - pc);
             pack_b(g, jc, nc, pc, kc, bp);
             for (int64_t ic = m0; ic < m1; ic += MC)
-                row_block(g, ic, min64(MC, m1 - ic), pc, kc, ap, true, bp, jc, nc, c_mode(g, pc));
+                row_block(g, ic, min64(MC, m1 - ic), pc, kc, ap, true, NULL, bp, jc, nc, c_mode(g, pc));
         }
     }
 }
@@ -560,9 +621,70 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
     }
 }
 
+/* asum[0:k] from the per-block partials apart [nb][k]: added in block order, in double, rounded once. */
+static void asum_reduce(const double *apart, int64_t nb, int64_t k, float *asum) {
+    for (int64_t p = 0; p < k; p++) {
+        double t = 0;
+        for (int64_t b = 0; b < nb; b++) t += apart[b * k + p];
+        asum[p] = (float)t;
+    }
+}
+
+/* asum[p0:p1] as the packer computes it (see lt__sgemm_avx512): op(a) = a in blocks of sum_block_rows(m) rows, each
+ * block's partial the panels' sums added in order (add_panel_sum), the partials added in block order; op(a) = a^T
+ * summed in double. s holds 2 k doubles (this range's slices are used). */
+LT_AVX512 static void asum_range(bool ta, int64_t m, int64_t k, const float *a, int64_t lda, int64_t p0, int64_t p1,
+                                 float *asum, double *s) {
+    if (ta) {
+        for (int64_t p = p0; p < p1; p++) {
+            double t = 0;
+            for (int64_t i = 0; i < m; i++) t += a[p * lda + i];
+            asum[p] = (float)t;
+        }
+        return;
+    }
+    double *part = s, *tot = s + k;
+    int64_t ub = sum_block_rows(m);
+    for (int64_t p = p0; p < p1; p++) tot[p] = 0;
+    for (int64_t r0 = 0; r0 < m; r0 += ub) {
+        int64_t r1 = min64(m, r0 + ub);
+        for (int64_t p = p0; p < p1; p++) part[p] = 0;
+        for (int64_t q = r0; q < r1; q += MR) {
+            int mr = (int)min64(MR, r1 - q);
+            for (int64_t c = p0; c < p1; c += 16) {
+                int64_t np = min64(16, p1 - c);
+                __m512 r[MR];
+                for (int i = 0; i < MR; i++)
+                    r[i] = i < mr ? _mm512_maskz_loadu_ps(lanes(np), a + (q + i) * lda + c) : _mm512_setzero_ps();
+                add_panel_sum(r, np, part + c);
+            }
+        }
+        for (int64_t p = p0; p < p1; p++) tot[p] += part[p];
+    }
+    for (int64_t p = p0; p < p1; p++) asum[p] = (float)tot[p];
+}
+
+/* asum in a pass of its own, columns of op(a) spread over the team in runs of 64 (each element's sum is the same
+ * whichever thread runs it). */
+static void asum_direct(bool ta, int64_t m, int64_t k, const float *a, int64_t lda, float *asum, double *s) {
+    int64_t runs = cdiv(k, 64);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)m * (double)k >= PAR_MIN_MNK / 4)
+#endif
+    for (int64_t r = 0; r < runs; r++) asum_range(ta, m, k, a, lda, r * 64, min64(k, r * 64 + 64), asum, s);
+}
+
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                      int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
+                      int64_t ldb, float beta, const float *bias, float *asum, float *c, int64_t ldc) {
     if (!lt__sgemm_avx512_available()) return false;
+    if (asum && k <= 0) asum = NULL;  /* nothing to sum */
+    if (m <= 0 || n <= 0 || k <= 0) { /* no products: asum straight from a (zeros when m = 0) */
+        if (asum) {
+            double *sums = thread_sums(2 * (size_t)k);
+            if (!sums) return false;
+            asum_direct(ta, m, k, a, lda, asum, sums);
+        }
+    }
     if (m <= 0 || n <= 0) return true;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
@@ -591,14 +713,25 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
 #endif
     int64_t panels = g.split_n ? cdiv(n, NR) : cdiv(m, MR);
     if (nt > panels) nt = (int)panels;
+    sgemm_sched sched;
+    if (nt > 1 && sched_init(&sched, &g, nt)) g.sched = &sched;
+    /* a's row sums: while its blocks are packed where the balanced split of m packs each element of a exactly once
+     * (in its first column block), into per-block partials; otherwise after the product, by asum_direct (the same
+     * sums) */
+    bool fused = asum && g.sched && !g.split_n && !ta && g.sched->nb * k <= SUM_FUSED_MAX;
+    double *sums = NULL;
+    if (asum) {
+        sums = thread_sums(fused && g.sched->nb * k > 2 * k ? (size_t)(g.sched->nb * k) : 2 * (size_t)k);
+        if (!sums) return false;
+        if (fused) g.apart = sums;
+    }
     if (nt <= 1) {
         float *buf = thread_buf();
         if (!buf) return false;
         sgemm_worker(&g, 0, 1, buf);
+        if (asum) asum_direct(ta, m, k, a, lda, asum, sums);
         return true;
     }
-    sgemm_sched sched;
-    if (sched_init(&sched, &g, nt)) g.sched = &sched;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -615,15 +748,20 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
         if (!f) sgemm_worker(&g, omp_get_thread_num(), omp_get_num_threads(), buf);
     }
 #endif
-    return !failed;
+    if (failed) return false;
+    if (fused)
+        asum_reduce(sums, g.sched->nb, k, asum);
+    else if (asum)
+        asum_direct(ta, m, k, a, lda, asum, sums);
+    return true;
 }
 
 #else /* not x86-64 GCC/Clang */
 
 bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                      int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
+                      int64_t ldb, float beta, const float *bias, float *asum, float *c, int64_t ldc) {
     (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)bias,
-        (void)c, (void)ldc;
+        (void)asum, (void)c, (void)ldc;
     return false;
 }
 

@@ -128,7 +128,7 @@ static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt
         int64_t rows = N - r0 < R ? N - r0 : R;
         LT_TRY(rows_of(xc, 1, r0, rows, &hx));
         LT_TRY(rows_of(logits, 1, 0, rows, &hl));
-        LT_TRY(be->gemm(&hx, &hw, false, true, 1.0, 0.0, NULL, &hl)); /* logits = x w^T */
+        LT_TRY(be->gemm(&hx, &hw, false, true, 1.0, 0.0, NULL, NULL, &hl)); /* logits = x w^T */
         LT_TRY(rows_of(logits, 0, 0, rows, &hl2));
         LT_TRY(rows_of(targets, 0, r0, rows, &ht));
         LT_TRY(rows_of(losses, 0, r0, rows, &hs));
@@ -140,11 +140,11 @@ static lt_status classifier_run(const lt_tensor *x, const lt_tensor *w, const lt
         }
         if (want_dx) { /* dx = dlogits w */
             LT_TRY(rows_of(dx, 1, r0, rows, &hd));
-            LT_TRY(be->gemm(&hg, &hw, false, false, 1.0, 0.0, NULL, &hd));
+            LT_TRY(be->gemm(&hg, &hw, false, false, 1.0, 0.0, NULL, NULL, &hd));
         }
         if (want_dw) { /* dw += dlogits^T x, chunk after chunk (the same order on every run) */
             LT_TRY(rows_of(dw, 1, 0, Vp, &hd));
-            LT_TRY(be->gemm(&hg, &hx, true, false, 1.0, r0 == 0 ? 0.0 : 1.0, NULL, &hd));
+            LT_TRY(be->gemm(&hg, &hx, true, false, 1.0, r0 == 0 ? 0.0 : 1.0, NULL, NULL, &hd));
         }
     }
     int64_t one = 1;

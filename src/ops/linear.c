@@ -1,6 +1,7 @@
 /* lt_linear, forward and backward: y = x @ w + b as one backend GEMM with the bias folded in (the backend adds it to
  * every row with the product: the CPU's sgemm in its kernel, others by filling y with it first), and the three
- * gradients from gemm and reduce. Never reads tensor data.
+ * gradients from two GEMMs, db coming with dx's (as the row sums of dy, which the CPU's sgemm takes while it packs
+ * dy) or, when dx is not wanted, from reduce. Never reads tensor data.
  *
  * bf16. With x, w (and b) bf16, y is bf16: the GEMM accumulates x @ w + b in f32 and rounds once. Under autocast (f32
  * tensors on a GPU) x and w are rounded to bf16 for the GEMM, y and the bias add stay f32, and the node saves the bf16
@@ -40,16 +41,16 @@ static lt_status as_matrix(const lt_tensor *t, int64_t cols, lt_tensor **out) {
 }
 
 /* c = op(a) @ op(b) + beta * c (+ bias on every row, with beta = 0) through the backend, for 2-D a, b and c seen as
- * one-matrix batches. */
+ * one-matrix batches; asum, when not NULL, gets the row sums of op(a). */
 static lt_status gemm2(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb, double beta, const lt_tensor *bias,
-                       lt_tensor *c) {
+                       lt_tensor *asum, lt_tensor *c) {
     lt_tensor ha, hb, hc;
     int64_t sa[3] = {1, a->shape[0], a->shape[1]}, sb[3] = {1, b->shape[0], b->shape[1]};
     int64_t sc[3] = {1, c->shape[0], c->shape[1]};
     LT_TRY(lt__broadcast_header(a, sa, 3, &ha));
     LT_TRY(lt__broadcast_header(b, sb, 3, &hb));
     LT_TRY(lt__broadcast_header(c, sc, 3, &hc));
-    return lt__backend_of(c)->gemm(&ha, &hb, ta, tb, 1.0, beta, bias, &hc);
+    return lt__backend_of(c)->gemm(&ha, &hb, ta, tb, 1.0, beta, bias, asum, &hc);
 }
 
 /* db [N] (b's dtype) = the rows of g2 [M, N] summed. The reduction computes in f32 or f64, so a bf16 g2 is summed in
@@ -83,12 +84,16 @@ static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx
     gc = g2;
     if (g2->dtype != compute) LT_TRY(lt__convert(n->name, g2, compute, &gc)); /* autocast: dy rounded to bf16 */
     int64_t M = g2->shape[0];
+    /* db = dy summed over rows: with dx's product, which sums dy as it reads it, when no conversion intervenes */
+    bool db = lt__node_needs(n, 2),
+         db_fused = db && lt__node_needs(n, 0) && gc == g2 && g2->dtype != LT_BF16 && n->inputs[2].dtype == g2->dtype;
+    if (db_fused) LT_TRY(lt__tensor_alloc(n->name, &N, 1, g2->dtype, dev, &gx[2]));
     if (lt__node_needs(n, 0)) { /* dx = dy @ w^T */
         const lt_tensor *w = n->saved[n->i[1]];
         int64_t shape[2] = {M, w->shape[0]};
         lt_tensor *d2;
         LT_TRY(lt__tensor_alloc(n->name, shape, 2, ex->dtype, dev, &d2));
-        LT_TRY(gemm2(gc, w, false, true, 0.0, NULL, d2));
+        LT_TRY(gemm2(gc, w, false, true, 0.0, NULL, db_fused ? gx[2] : NULL, d2));
         LT_TRY(lt_reshape(d2, ex->shape, ex->ndim, &gx[0]));
     }
     if (lt__node_needs(n, 1)) { /* dw = x^T @ dy, added straight to w's gradient when it exists (a parameter) */
@@ -96,14 +101,14 @@ static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx
         bool overwrite;
         lt_tensor *sink = lt__grad_sink(n, 1, &overwrite);
         if (sink) {
-            LT_TRY(gemm2(x2, gc, true, false, overwrite ? 0.0 : 1.0, NULL, sink));
+            LT_TRY(gemm2(x2, gc, true, false, overwrite ? 0.0 : 1.0, NULL, NULL, sink));
         } else {
             int64_t shape[2] = {x2->shape[1], N};
             LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));
-            LT_TRY(gemm2(x2, gc, true, false, 0.0, NULL, gx[1]));
+            LT_TRY(gemm2(x2, gc, true, false, 0.0, NULL, NULL, gx[1]));
         }
     }
-    if (lt__node_needs(n, 2)) LT_TRY(bias_grad(n, g2, n->inputs[2].dtype, &gx[2])); /* db = dy summed over rows */
+    if (db && !db_fused) LT_TRY(bias_grad(n, g2, n->inputs[2].dtype, &gx[2]));
     return LT_OK;
 }
 
@@ -157,7 +162,7 @@ LT_API lt_status lt_linear(const lt_tensor *x, const lt_tensor *w, const lt_tens
     LT_TRY_GOTO(lt__tensor_alloc(fn, shape, x->ndim, x->dtype, x->storage->device, &y), done);
     int64_t M = x2->shape[0], s2[2] = {M, N}, st2[2] = {N, 1};
     LT_TRY_GOTO(lt__tensor_view_of(y, s2, st2, 2, y->offset, &y2), done);
-    LT_TRY_GOTO(gemm2(x2, w2, false, false, 0.0, b, y2), done);
+    LT_TRY_GOTO(gemm2(x2, w2, false, false, 0.0, b, NULL, y2), done);
     lt_node *n;
     LT_TRY_GOTO(lt__record(fn, linear_backward, y, (const lt_tensor *[]){x, w, b}, 3, &n), done);
     if (n) {

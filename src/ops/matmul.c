@@ -62,7 +62,7 @@ static lt_status gemm3(const lt_tensor *a, const lt_tensor *b, bool ta, bool tb,
         LT_TRY_GOTO(view3(b, count, bs[1], br, brs, off[1], &vb), done);
         LT_TRY_GOTO(view3(y, count, m * n, m, n, off[2], &vc), done);
     }
-    st = lt__backend_of(y)->gemm(va, vb, ta, tb, 1.0, 0.0, NULL, vc);
+    st = lt__backend_of(y)->gemm(va, vb, ta, tb, 1.0, 0.0, NULL, NULL, vc);
 done:
     lt__drop(va);
     lt__drop(vb);

@@ -54,8 +54,22 @@ static bool check_product(const shape *s, bool with_bias) {
                 c[i * ldc + j] = NAN;
     memcpy(c0, c, clen * sizeof(float));
     float *bias = with_bias ? mat(1, s->n, s->n, -1, 1) : NULL;
-    bool ok = lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, bias, c, ldc);
+    float *asum = malloc((size_t)(s->k > 0 ? s->k : 1) * sizeof(float));
+    for (int64_t p = 0; p < s->k; p++) asum[p] = NAN;
+    bool ok = lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, bias, asum, c, ldc);
     if (!ok) fprintf(stderr, "lt__sgemm_avx512 returned false\n");
+    for (int64_t p = 0; ok && p < s->k; p++) { /* the row sums of op(a) */
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < s->m; i++) {
+            ref += elem(a, lda, s->ta, i, p);
+            mag += fabs(elem(a, lda, s->ta, i, p));
+        }
+        double tol = (double)(s->m + 2) * 0x1p-23 * mag + 1e-30;
+        if (!(fabs(asum[p] - ref) <= tol)) {
+            fprintf(stderr, "asum[%lld] = %.9g, expected %.9g (tol %.3g)\n", (long long)p, asum[p], ref, tol);
+            ok = false;
+        }
+    }
     for (int64_t i = 0; ok && i < s->m; i++) {
         for (int64_t j = 0; ok && j < ldc && i * ldc + j < (int64_t)clen; j++) {
             float got = c[i * ldc + j];
@@ -93,6 +107,7 @@ static bool check_product(const shape *s, bool with_bias) {
                 (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta,
                 bias ? " with bias" : "");
     free(bias);
+    free(asum);
     free(a);
     free(b);
     free(c);
@@ -206,14 +221,24 @@ static bool run_threads_late(const sgemm_args *g, int nth, int late) {
 
 static bool run_threads(const sgemm_args *g, int nth) { return run_threads_late(g, nth, -1); }
 
-/* A split of m balanced at run time (sched_worker) on nth threads, one of them starting late so that the others take
- * its units. Runs the fixed split when g does not take a balanced one (a split of n, or a resident). */
-static bool run_sched(const sgemm_args *g, int nth, int late) {
+/* A split balanced at run time (sched_worker) on nth threads, one of them starting late so that the others take its
+ * units. Runs the fixed split when g does not take a balanced one. With asum, the row sums of op(a) as
+ * lt__sgemm_avx512 takes them while packing (a split of m, op(a) = a: *summed), else left alone. */
+static bool run_sched(const sgemm_args *g, int nth, int late, float *asum, bool *summed) {
     static sgemm_sched sched; /* (8 KiB: not on the stack) */
     sgemm_args gs = *g;
     if (sched_init(&sched, &gs, nth)) gs.sched = &sched;
-    return run_threads_late(&gs, nth, late);
+    bool sums = asum && gs.sched && !gs.split_n && !gs.ta;
+    if (summed) *summed = sums;
+    if (sums) gs.apart = malloc((size_t)(sched.nb * gs.k) * sizeof(double));
+    bool ok = run_threads_late(&gs, nth, late);
+    if (sums) asum_reduce(gs.apart, sched.nb, gs.k, asum);
+    free(gs.apart);
+    return ok;
 }
+
+/* Runs of bitwise_threads that took a's row sums while packing (the test checks that some did). */
+static int fused_sums;
 
 /* c from 1, 2 and 3 workers, bitwise the same, and the entry point's the same again. */
 static bool bitwise_threads(const shape *s) {
@@ -232,16 +257,24 @@ static bool bitwise_threads(const shape *s) {
     }
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0 && memcmp(c[1], c[3], clen * sizeof(float)) == 0;
     memcpy(c[2], c0, clen * sizeof(float));
-    ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, c[2], ldc);
+    float *asum = malloc((size_t)s->k * sizeof(float)), *asum2 = malloc((size_t)s->k * sizeof(float));
+    ok = ok && lt__sgemm_avx512(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, s->beta, NULL, asum, c[2], ldc);
     ok = ok && memcmp(c[1], c[2], clen * sizeof(float)) == 0;
-    /* balanced at run time: 2 and 3 threads, with the first or the last starting late */
+    /* balanced at run time: 2 and 3 threads, with the first or the last starting late; the row sums of a taken while
+     * packing are bitwise those of the separate pass */
     for (int nth = 2; nth <= 3; nth++) {
         for (int late = 0; late < nth; late += nth - 1) {
             memcpy(c[nth], c0, clen * sizeof(float));
+            for (int64_t p = 0; p < s->k; p++) asum2[p] = NAN;
             sgemm_args g = args_of(s, a, lda, b, ldb, c[nth], ldc, s->beta);
-            ok = run_sched(&g, nth, late) && ok && memcmp(c[1], c[nth], clen * sizeof(float)) == 0;
+            bool summed;
+            ok = run_sched(&g, nth, late, asum2, &summed) && ok && memcmp(c[1], c[nth], clen * sizeof(float)) == 0;
+            ok = ok && (!summed || memcmp(asum, asum2, (size_t)s->k * sizeof(float)) == 0);
+            fused_sums += summed;
         }
     }
+    free(asum);
+    free(asum2);
     if (!ok)
         fprintf(stderr, "  threads differ in %c%c m=%lld n=%lld k=%lld pad=%lld beta=%g\n", s->ta ? 'T' : 'N',
                 s->tb ? 'T' : 'N', (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->pad, s->beta);
@@ -259,9 +292,10 @@ static void test_threads_bitwise(void) {
         {false, true, 97, 450, 385, 0, 0.0f},    /* split n, NT, edges */
         {true, true, 301, 77, 100, 1, 1.0f},     /* split m, TT */
         {false, true, 1500, 1000, 769, 1, 0.5f}, /* split m over 3 column blocks x 2 k blocks, balanced */
-        {true, false, 50000, 40, 30, 0, 0.0f},   /* more rows than DYN_MAX_BLOCKS steps: blocks of 2 steps */
+        {false, false, 50000, 40, 30, 0, 0.0f},  /* more rows than DYN_MAX_BLOCKS steps: blocks of 2 steps */
     };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) CHECK(bitwise_threads(&shapes[si]));
+    CHECK(fused_sums == 6); /* m = 1500 on 2 threads (3 keep a resident) and m = 50000 on 2 and 3, twice each */
 }
 
 /* ---- a resident (sgemm_worker packs a once per k block when the thread's rows fit beside a b block) ---- */
