@@ -621,13 +621,13 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
     }
 }
 
-/* asum[0:k] from the per-block partials apart [nb][k]: added in block order, in double, rounded once. */
-static void asum_reduce(const double *apart, int64_t nb, int64_t k, float *asum) {
-    for (int64_t p = 0; p < k; p++) {
-        double t = 0;
-        for (int64_t b = 0; b < nb; b++) t += apart[b * k + p];
-        asum[p] = (float)t;
-    }
+/* asum[0:k] from the per-block partials apart [nb][k]: added in block order, in double (in tot, k doubles), rounded
+ * once. */
+static void asum_reduce(const double *apart, int64_t nb, int64_t k, double *tot, float *asum) {
+    for (int64_t p = 0; p < k; p++) tot[p] = 0;
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t p = 0; p < k; p++) tot[p] += apart[b * k + p];
+    for (int64_t p = 0; p < k; p++) asum[p] = (float)tot[p];
 }
 
 /* asum[p0:p1] as the packer computes it (see lt__sgemm_avx512): op(a) = a in blocks of sum_block_rows(m) rows, each
@@ -721,7 +721,7 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
     bool fused = asum && g.sched && !g.split_n && !ta && g.sched->nb * k <= SUM_FUSED_MAX;
     double *sums = NULL;
     if (asum) {
-        sums = thread_sums(fused && g.sched->nb * k > 2 * k ? (size_t)(g.sched->nb * k) : 2 * (size_t)k);
+        sums = thread_sums(fused ? (size_t)((g.sched->nb + 1) * k) : 2 * (size_t)k); /* fused: partials, then a total */
         if (!sums) return false;
         if (fused) g.apart = sums;
     }
@@ -750,7 +750,7 @@ bool lt__sgemm_avx512(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const f
 #endif
     if (failed) return false;
     if (fused)
-        asum_reduce(sums, g.sched->nb, k, asum);
+        asum_reduce(sums, g.sched->nb, k, sums + g.sched->nb * k, asum);
     else if (asum)
         asum_direct(ta, m, k, a, lda, asum, sums);
     return true;

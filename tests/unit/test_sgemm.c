@@ -230,9 +230,9 @@ static bool run_sched(const sgemm_args *g, int nth, int late, float *asum, bool 
     if (sched_init(&sched, &gs, nth)) gs.sched = &sched;
     bool sums = asum && gs.sched && !gs.split_n && !gs.ta;
     if (summed) *summed = sums;
-    if (sums) gs.apart = malloc((size_t)(sched.nb * gs.k) * sizeof(double));
+    if (sums) gs.apart = malloc((size_t)((sched.nb + 1) * gs.k) * sizeof(double));
     bool ok = run_threads_late(&gs, nth, late);
-    if (sums) asum_reduce(gs.apart, sched.nb, gs.k, asum);
+    if (sums) asum_reduce(gs.apart, sched.nb, gs.k, gs.apart + sched.nb * gs.k, asum);
     free(gs.apart);
     return ok;
 }
