@@ -314,15 +314,21 @@ LT_AVX512 LT_INLINE void add_panel_sum(const __m512 r[MR], int64_t np, double *p
                           _mm512_add_pd(_mm512_maskz_loadu_pd((__mmask8)(m >> 8), psum + 8), hi));
 }
 
+/* r[0:n] = rows [0, rows) of 16 floats lying ld apart from src (the first np of each; rows >= `rows` and lanes >= np
+ * are zero): the packer's loads, which asum_range repeats for the same row sums. */
+LT_AVX512 LT_INLINE void load_rows(const float *src, int64_t ld, int rows, int64_t np, __m512 *r, int n) {
+    __mmask16 lm = lanes(np);
+#pragma GCC unroll 16
+    for (int i = 0; i < n; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
+}
+
 /* Loads rows [0, rows) of 16 floats (the first np of each; rows >= `rows` and lanes >= np are zero) lying ld apart
  * from src, (when psum is not NULL, adds the sum of the first MR rows to psum as add_panel_sum does,) transposes,
  * and stores output row i (i < np) with mask `keep` at dst + i * dstride. */
 LT_AVX512 LT_INLINE void transpose_block(const float *src, int64_t ld, int rows, int64_t np, float *dst,
                                          int64_t dstride, __mmask16 keep, double *psum) {
     __m512 r[16];
-    __mmask16 lm = lanes(np);
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
+    load_rows(src, ld, rows, np, r, 16);
     if (psum) add_panel_sum(r, np, psum);
     transpose16(r);
     /* (unrolled with constant indices, so that r stays in registers) */
@@ -474,13 +480,18 @@ static void blocking(int64_t k, int64_t cols, int64_t *kcb, int64_t *ncb) {
     *ncb = cdiv(cdiv(cols, cdiv(cols, nc_max)), NR) * NR;
 }
 
+/* The widest b block (whole panels; 0 or less when none fits) beside a resident a of `rows` rows by kcb. */
+static int64_t beside_resident(int64_t rows, int64_t kcb) {
+    return (BUF_MAIN - cdiv(rows, MR) * MR * kcb) / kcb / NR * NR;
+}
+
 /* The column block width with a resident (see sgemm_worker) for rows x cols, or 0 when a does not stay resident:
  * when the columns take several nc blocks, the classic loops would pack the rows of a again for each. If the packed
  * a of all the rows (rows x kcb) leaves room in the buffer for a b block of at least NC_MIN_RES columns, each k block
  * of a is packed once instead (during the first column block) and kept, with narrower column blocks of b in the rest
  * of the buffer (a and b together stay within the 1 MiB L2). */
 static int64_t resident_nc(int64_t rows, int64_t cols, int64_t kcb, int64_t ncb) {
-    int64_t nc_res = (BUF_MAIN - cdiv(rows, MR) * MR * kcb) / kcb / NR * NR;
+    int64_t nc_res = beside_resident(rows, kcb);
     if (cols <= ncb || nc_res < NC_MIN_RES) return 0;
     return cdiv(cdiv(cols, cdiv(cols, nc_res)), NR) * NR; /* <= nc_res */
 }
@@ -502,7 +513,7 @@ static bool sched_init(sgemm_sched *s, const sgemm_args *g, int nth) {
     s->npc = cdiv(g->k, s->kcb);
     if (g->split_n) {
         /* blocks of columns, at least 4 per thread and pass, with all of a resident beside them */
-        int64_t nc_res = (BUF_MAIN - cdiv(g->m, MR) * MR * s->kcb) / s->kcb / NR * NR;
+        int64_t nc_res = beside_resident(g->m, s->kcb);
         if (nc_res < NC_MIN_RES) return false;
         int64_t per = cdiv(cdiv(g->n, NR), 4 * (int64_t)nth);
         s->ub = min64(per * NR, nc_res);
@@ -654,8 +665,7 @@ LT_AVX512 static void asum_range(bool ta, int64_t m, int64_t k, const float *a, 
             for (int64_t c = p0; c < p1; c += 16) {
                 int64_t np = min64(16, p1 - c);
                 __m512 r[MR];
-                for (int i = 0; i < MR; i++)
-                    r[i] = i < mr ? _mm512_maskz_loadu_ps(lanes(np), a + (q + i) * lda + c) : _mm512_setzero_ps();
+                load_rows(a + q * lda + c, lda, mr, np, r, MR);
                 add_panel_sum(r, np, part + c);
             }
         }
