@@ -130,6 +130,30 @@ static void test_variants(void) {
     CHECK(check_case(&c, 1e-5));
 }
 
+/* Fewer rows than features in one chunk: dw's product waits for the backward (see src/ops/classifier.c). It must take
+ * the upstream gradient as its factor and, from the second backward on, add to the gradient w already has. */
+static void test_deferred_dw(void) {
+    tt_seed(77);
+    cfg k = {4, 9, 30, 25, LT_F64, LT_I64, 3, false, -1.5};
+    CHECK(check_case(&k, 1e-12));
+    int64_t xs[2] = {4, 9}, ws[2] = {30, 9};
+    lt_tensor *x = tt_leaf(xs, 2, -1, 1), *w = tt_leaf(ws, 2, -1, 1), *loss = NULL, *gs = NULL, *g = NULL;
+    int64_t *t = draw_targets(4, 25, -100, 3);
+    lt_tensor *tg = targets_tensor(t, 4, LT_I32);
+    CHECK_OK(lt_tensor_full(NULL, 0, 0.5, LT_F64, LT_DEVICE_CPU, &gs));
+    for (int rep = 0; rep < 2; rep++) {
+        CHECK_OK(lt_classifier_loss(x, w, tg, 25, -100, &loss));
+        CHECK_OK(lt_backward_grad(loss, gs));
+    }
+    double *xv = tt_values(x), *wv = tt_values(w), dx[36], dw[270];
+    reference(xv, wv, t, 4, 9, 30, 25, -100, 1.0, dx, dw); /* two backwards of 0.5 each */
+    CHECK_OK(lt_tensor_grad(w, &g));
+    CHECK(g && tt_tensor_close("deferred dw, added to", g, dw, 1e-12, 1e-12));
+    CHECK_OK(lt_tensor_grad(x, &g));
+    CHECK(g && tt_tensor_close("dx beside a deferred dw", g, dx, 1e-12, 1e-12));
+    free(xv), free(wv), free(t);
+}
+
 /* Every row ignored (or no rows): the mean is 0 / 0 = NaN, as in PyTorch, and the gradients are zero. */
 static void test_all_ignored(void) {
     tt_seed(73);
@@ -248,6 +272,7 @@ int main(void) {
     RUN(test_no_features);
     RUN(test_no_grad);
     RUN(test_partial_grads);
+    RUN(test_deferred_dw);
     RUN(test_gradcheck);
     RUN(test_errors);
     return tt_finish();
