@@ -36,8 +36,10 @@ LT_API lt_status lt_attention(const lt_tensor *qkv, int n_head, lt_tensor **out)
 /* The language-model head and its loss in one op: logits = x @ w^T for x [N, C] and w [V, C] (the tied token
  * embedding), restricted to the first vocab_size columns (padding columns get no probability), then cross-entropy
  * against targets [N] (i32/i64; ignore_index skipped) with the mean over counted rows. The logits are computed
- * in chunks of rows and turned into their gradient in place, so the probabilities are never stored twice and no
- * [N, V] tensor outlives the call. *loss is a scalar; with every row ignored (or N = 0) it is NaN, as PyTorch
+ * in chunks of rows and turned into their gradient in place, so the probabilities are never stored twice. The
+ * gradients of x and w are computed during the call and kept for the backward; only when all N rows fit one chunk
+ * and N < C is the [N, V] logit gradient (then smaller than w's [V, C] gradient) kept instead, for the backward to
+ * finish w's gradient from. *loss is a scalar; with every row ignored (or N = 0) it is NaN, as PyTorch
  * gives, and the gradients are zero. LT_ERR_RANGE for a target outside [0, vocab_size); LT_ERR_ARG for vocab_size
  * outside [1, rows of w]. */
 LT_API lt_status lt_classifier_loss(const lt_tensor *x, const lt_tensor *w, const lt_tensor *targets,
