@@ -4,7 +4,9 @@
 # OPENBLAS_L2_SIZE unset for both (or, where the machine leaves them unset, OPENBLAS_CORETYPE=Haswell for both: the
 # AVX2 kernel that some machines of this image force). PyTorch gets its best settings: explicit threads, the faster
 # of the two OpenMP wait policies, and glibc malloc thresholds that stop mmap/munmap churn (both use Debian's OpenMP
-# OpenBLAS). Usage: bench/run.sh [BUILD_DIR] [CONFIG...]
+# OpenBLAS). Each table gives the medians over the rounds and, beside them, the lowest and highest ratio of one round
+# (PyTorch's step over libtrain's in the same round): this VM's cores slow down for stretches, and the spread shows
+# how far a single comparison can move. Usage: bench/run.sh [BUILD_DIR] [CONFIG...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -36,14 +38,14 @@ table() {
     echo
     echo "### $label ($threads threads, median of $rounds alternating rounds)"
     echo
-    echo "| config | libtrain ms/step | PyTorch ms/step | speed-up | libtrain tok/s | PyTorch tok/s | libtrain GFLOP/s | PyTorch GFLOP/s | libtrain peak RSS MB | PyTorch peak RSS MB | libtrain mallocs in steady state | PyTorch's faster OMP_WAIT_POLICY |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| config | libtrain ms/step | PyTorch ms/step | speed-up | speed-up per round | libtrain tok/s | PyTorch tok/s | libtrain GFLOP/s | PyTorch GFLOP/s | libtrain peak RSS MB | PyTorch peak RSS MB | libtrain mallocs in steady state | PyTorch's faster OMP_WAIT_POLICY |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for c in "${configs[@]}"; do
         local steps=10
         [ "$c" = gpt2-124M ] && steps=5
         : >"$tmp/lt"
         for pol in "${policies[@]}"; do : >"$tmp/pt.$pol"; done
-        for r in $(seq "$rounds"); do
+        for _ in $(seq "$rounds"); do
             env "${prefix[@]}" "${tuned[@]}" "$exe" --config "$c" --steps $steps --threads "$threads" | grep RESULT >>"$tmp/lt"
             for pol in "${policies[@]}"; do
                 env "${prefix[@]}" "${tuned[@]}" OMP_WAIT_POLICY="$pol" "$py" "$here/train_step_torch.py" --config "$c" \
@@ -57,8 +59,14 @@ table() {
             if [ -z "$pms" ] || awk -v a="$m" -v b="$pms" 'BEGIN { exit !(a < b) }'; then pms=$m; ppol=$pol; fi
         done
         cp "$tmp/pt.$ppol" "$tmp/pt"
-        printf '| %s | %.1f | %.1f | %.2fx | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$lms" "$pms" \
-            "$(awk -v a="$pms" -v b="$lms" 'BEGIN { print a / b }')" "$(field tok_s <"$tmp/lt" | median)" "$(field tok_s <"$tmp/pt" | median)" \
+        # each round's PyTorch step (the credited policy) over libtrain's in the same round: the spread of the ratio
+        local spread
+        spread=$(paste <(field ms <"$tmp/lt") <(field ms <"$tmp/pt") |
+            awk '{ r = $2 / $1; lo = NR == 1 || r < lo ? r : lo; hi = NR == 1 || r > hi ? r : hi }
+                 END { printf "%.2f-%.2fx", lo, hi }')
+        printf '| %s | %.1f | %.1f | %.2fx | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$lms" "$pms" \
+            "$(awk -v a="$pms" -v b="$lms" 'BEGIN { print a / b }')" "$spread" \
+            "$(field tok_s <"$tmp/lt" | median)" "$(field tok_s <"$tmp/pt" | median)" \
             "$(field gflops <"$tmp/lt" | median)" "$(field gflops <"$tmp/pt" | median)" \
             "$(field rss_mb <"$tmp/lt" | sort -g | tail -1)" "$(field rss_mb <"$tmp/pt" | sort -g | tail -1)" \
             "$(field steady_mallocs <"$tmp/lt" | sort -g | tail -1)" "$ppol"
