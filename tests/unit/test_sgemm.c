@@ -156,7 +156,7 @@ static void test_k0(void) {
     }
 }
 
-/* Past the blocking: several k blocks (KC_MAX = 384) and n blocks (NC_MAX = 480), and m and n not multiples of the
+/* Past the blocking: several k blocks (KC_MAX = 384) and n blocks (NC_MAX = 512), and m and n not multiples of the
  * tile, with the last k block shorter. */
 static void test_blocks(void) {
     const shape shapes[] = {
