@@ -51,6 +51,9 @@ static inline bool lt__node_needs(const lt_node *n, int i) { return n->inputs[i]
  * zero (lt_params_zero_grad_lazy): the backward must then write its result (beta = 0) instead of adding it; the
  * call clears that mark, so it is for a backward that will write the buffer. */
 lt_tensor *lt__grad_sink(const lt_node *n, int i, bool *overwrite);
+/* Where a backward writes input i's gradient: the sink when there is one (as lt__grad_sink), else a new tensor of
+ * the input's shape and dtype on dev, handed to the engine in gx[i], with *overwrite true (its data is undefined). */
+lt_status lt__grad_out(const lt_node *n, int i, lt_device dev, lt_tensor **gx, lt_tensor **out, bool *overwrite);
 /* Leaf gradients that read as zero: lt__grad_mark_zero marks leaf's gradient (if any) so, without touching its data;
  * lt__grad_settle zero-fills a marked gradient (NULL or unmarked: nothing to do) and clears the mark, for readers. */
 void lt__grad_mark_zero(lt_tensor *leaf);

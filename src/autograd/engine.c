@@ -207,6 +207,16 @@ lt_tensor *lt__grad_sink(const lt_node *n, int i, bool *overwrite) {
     return g;
 }
 
+lt_status lt__grad_out(const lt_node *n, int i, lt_device dev, lt_tensor **gx, lt_tensor **out, bool *overwrite) {
+    *out = lt__grad_sink(n, i, overwrite);
+    if (*out) return LT_OK;
+    const lt__edge *e = &n->inputs[i];
+    LT_TRY(lt__tensor_alloc(n->name, e->shape, e->ndim, e->dtype, dev, &gx[i]));
+    *out = gx[i];
+    *overwrite = true;
+    return LT_OK;
+}
+
 void lt__grad_mark_zero(lt_tensor *leaf) {
     if (leaf->grad) leaf->grad->zero_pending = true;
 }

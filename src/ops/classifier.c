@@ -45,14 +45,9 @@ static lt_status deferred_dw(lt_node *n, double g, lt_tensor **gx) {
     LT_TRY(rows_of(dl, 1, 0, dl->shape[0], &hg));
     LT_TRY(rows_of(x, 1, 0, x->shape[0], &hx));
     bool overwrite;
-    lt_tensor *sink = lt__grad_sink(n, 1, &overwrite);
-    if (!sink) {
-        int64_t shape[2] = {Vp, x->shape[1]};
-        LT_TRY(lt__tensor_alloc(n->name, shape, 2, n->inputs[1].dtype, x->storage->device, &gx[1]));
-        sink = gx[1];
-        overwrite = true;
-    }
-    LT_TRY(rows_of(sink, 1, 0, Vp, &hd));
+    lt_tensor *gw;
+    LT_TRY(lt__grad_out(n, 1, x->storage->device, gx, &gw, &overwrite));
+    LT_TRY(rows_of(gw, 1, 0, Vp, &hd));
     return lt__backend_of(x)->gemm(&hg, &hx, true, false, g, overwrite ? 0.0 : 1.0, NULL, NULL, &hd);
 }
 

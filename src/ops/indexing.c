@@ -78,13 +78,9 @@ static lt_status embedding_backward(lt_node *n, const lt_tensor *gy, lt_tensor *
     const lt_tensor *idx = n->saved[0];
     const lt__edge *ew = &n->inputs[0];
     bool overwrite;
-    lt_tensor *gw = lt__grad_sink(n, 0, &overwrite), *gc, *g2;
-    if (!gw) {
-        LT_TRY(lt_tensor_zeros(ew->shape, 2, ew->dtype, gy->storage->device, &gw));
-        gx[0] = gw;
-    } else if (overwrite) { /* the rows no token picks must read as zero too */
-        LT_TRY(lt__backend_of(gw)->fill(gw, 0.0));
-    }
+    lt_tensor *gw, *gc, *g2;
+    LT_TRY(lt__grad_out(n, 0, gy->storage->device, gx, &gw, &overwrite));
+    if (overwrite) LT_TRY(lt__backend_of(gw)->fill(gw, 0.0)); /* the rows no token picks must read as zero too */
     LT_TRY(lt_contiguous(gy, &gc));
     LT_TRY(view2(gc, lt__numel(idx->shape, idx->ndim), ew->shape[1], &g2));
     return lt__backend_of(gy)->embedding_backward(g2, idx, gw);

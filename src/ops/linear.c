@@ -75,7 +75,7 @@ static lt_status bias_grad(lt_node *n, const lt_tensor *g2, lt_dtype dtype, lt_t
  * the GEMMs computed in (bf16 under autocast or for bf16 inputs), which the backward follows whatever autocast says
  * when it runs. */
 static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx) {
-    const lt__edge *ex = &n->inputs[0], *ew = &n->inputs[1];
+    const lt__edge *ex = &n->inputs[0];
     int64_t N = gy->shape[gy->ndim - 1];
     lt_device dev = gy->storage->device;
     lt_dtype compute = (lt_dtype)n->i[2];
@@ -97,16 +97,10 @@ static lt_status linear_backward(lt_node *n, const lt_tensor *gy, lt_tensor **gx
         LT_TRY(lt_reshape(d2, ex->shape, ex->ndim, &gx[0]));
     }
     if (lt__node_needs(n, 1)) { /* dw = x^T @ dy, added straight to w's gradient when it exists (a parameter) */
-        const lt_tensor *x2 = n->saved[n->i[0]];
         bool overwrite;
-        lt_tensor *sink = lt__grad_sink(n, 1, &overwrite);
-        if (sink) {
-            LT_TRY(gemm2(x2, gc, true, false, overwrite ? 0.0 : 1.0, NULL, NULL, sink));
-        } else {
-            int64_t shape[2] = {x2->shape[1], N};
-            LT_TRY(lt__tensor_alloc(n->name, shape, 2, ew->dtype, dev, &gx[1]));
-            LT_TRY(gemm2(x2, gc, true, false, 0.0, NULL, NULL, gx[1]));
-        }
+        lt_tensor *gw;
+        LT_TRY(lt__grad_out(n, 1, dev, gx, &gw, &overwrite));
+        LT_TRY(gemm2(n->saved[n->i[0]], gc, true, false, overwrite ? 0.0 : 1.0, NULL, NULL, gw));
     }
     if (db && !db_fused) LT_TRY(bias_grad(n, g2, n->inputs[2].dtype, &gx[2]));
     return LT_OK;
