@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
+#include "cpu/gelu_avx512.h"
 
 #include <math.h>
 #include <omp.h>
@@ -128,6 +129,12 @@ LT_CLONES static void fwd_gelu_tanh_f32(const ew_row *r) {
     const float *x = r->in[0];
     float *y = r->out;
     const int64_t s0 = r->stride[0];
+#ifdef LT_GELU_AVX512
+    if (s0 == 1 && lt__gelu_avx512_available()) {
+        lt__gelu_tanh_f32_avx512(x, y, r->n);
+        return;
+    }
+#endif
     if (s0 == 1)
         _Pragma("omp simd") for (int64_t i = 0; i < r->n; i++) y[i] = lt__gelu_tanh_f32(x[i]);
     else
@@ -164,6 +171,12 @@ LT_CLONES static void bwd_gelu_tanh_f32(const ew_row *r) {
     const float *x = r->in[0], *gy = r->in[1];
     float *gx = r->out;
     const int64_t s0 = r->stride[0], s1 = r->stride[1];
+#ifdef LT_GELU_AVX512
+    if (s0 == 1 && s1 == 1 && lt__gelu_avx512_available()) {
+        lt__gelu_tanh_grad_f32_avx512(x, gy, gx, r->n);
+        return;
+    }
+#endif
     if (s0 == 1 && s1 == 1)
         _Pragma("omp simd") for (int64_t i = 0; i < r->n; i++) gx[i] = gy[i] * lt__gelu_tanh_grad_f32(x[i]);
     else
