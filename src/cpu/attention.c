@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "cpu/cpu.h"
 #include "cpu/fastmath.h"
+#include "cpu/x86.h"
 
 #include <math.h>
 #include <omp.h>
@@ -14,8 +15,7 @@
  * than the target's registers: GCC splits wider generic vectors through the stack, 20x slower. On Zen 4 a 512-bit FMA
  * does the work of two 256-bit ones in one slot, so the AVX-512 build halves the instructions per flop, and its 32
  * registers hold a 4 x 4-vector tile. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LT_X86_BUILDS 1
+#ifdef LT_CPU_X86
 #define LT_AVX2 __attribute__((target("arch=x86-64-v3")))
 #define LT_AVX512 __attribute__((target("arch=x86-64-v4")))
 #endif
@@ -522,7 +522,7 @@ DEFINE_TILES_2(float, vec4_f32, f32_base, )
 DEFINE_TILES_2(double, vec2_f64, f64_base, )
 DEFINE_ATTENTION(float, vec4_f32, f32_base, lt__expf, , 2, 4)
 DEFINE_ATTENTION(double, vec2_f64, f64_base, lt__exp, , 2, 2)
-#ifdef LT_X86_BUILDS
+#ifdef LT_CPU_X86
 DEFINE_TILES_2(float, vec8_f32, f32_avx2, LT_AVX2)
 DEFINE_TILES_2(double, vec4_f64, f64_avx2, LT_AVX2)
 DEFINE_ATTENTION(float, vec8_f32, f32_avx2, lt__expf, LT_AVX2, 2, 8)
@@ -535,10 +535,8 @@ DEFINE_ATTENTION(double, vec8_f64, f64_avx512, lt__exp, LT_AVX512, 4, 8)
 
 /* The best build this CPU runs. */
 static const attn_kernels *kernels_for(bool f64) {
-#ifdef LT_X86_BUILDS
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq"))
-        return f64 ? &kernels_f64_avx512 : &kernels_f32_avx512;
+#ifdef LT_CPU_X86
+    if (lt__cpu_x86_64_v4()) return f64 ? &kernels_f64_avx512 : &kernels_f32_avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
         return f64 ? &kernels_f64_avx2 : &kernels_f32_avx2;
 #endif

@@ -130,8 +130,8 @@ LT_CLONES static void fwd_gelu_tanh_f32(const ew_row *r) {
     const float *x = r->in[0];
     float *y = r->out;
     const int64_t s0 = r->stride[0];
-#ifdef LT_GELU_AVX512
-    if (s0 == 1 && lt__gelu_avx512_available()) {
+#ifdef LT_CPU_X86
+    if (s0 == 1 && lt__cpu_x86_64_v4()) {
         lt__gelu_tanh_f32_avx512(x, y, r->n);
         return;
     }
@@ -172,8 +172,8 @@ LT_CLONES static void bwd_gelu_tanh_f32(const ew_row *r) {
     const float *x = r->in[0], *gy = r->in[1];
     float *gx = r->out;
     const int64_t s0 = r->stride[0], s1 = r->stride[1];
-#ifdef LT_GELU_AVX512
-    if (s0 == 1 && s1 == 1 && lt__gelu_avx512_available()) {
+#ifdef LT_CPU_X86
+    if (s0 == 1 && s1 == 1 && lt__cpu_x86_64_v4()) {
         lt__gelu_tanh_grad_f32_avx512(x, gy, gx, r->n);
         return;
     }

@@ -11,22 +11,13 @@
  * full form. On the small GPT's step GELU went from 2.4% to 1.8%. */
 #include "gelu_avx512.h"
 
-#ifdef LT_GELU_AVX512
-
-#include <immintrin.h>
+#ifdef LT_CPU_X86
 
 #define LT_AVX512 __attribute__((target("arch=x86-64-v4")))
 #define LT_INLINE static inline __attribute__((always_inline))
 
-bool lt__gelu_avx512_available(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-}
-
 /* lanes below 9 in magnitude take the short path */
 #define FAST_BOUND 9.0f
-
-static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 LT_AVX512 LT_INLINE __m512 set1(float v) { return _mm512_set1_ps(v); }
 
@@ -80,7 +71,7 @@ LT_AVX512 LT_INLINE __m512 gelu_grad16(__m512 x, bool full) {
 
 LT_AVX512 void lt__gelu_tanh_f32_avx512(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = lanes(n - i);
+        __mmask16 m = lt__lanes16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         _mm512_mask_storeu_ps(y + i, m, all_small(v) ? gelu16(v, false) : gelu16(v, true));
     }
@@ -88,7 +79,7 @@ LT_AVX512 void lt__gelu_tanh_f32_avx512(const float *x, float *y, int64_t n) {
 
 LT_AVX512 void lt__gelu_tanh_grad_f32_avx512(const float *x, const float *gy, float *gx, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = lanes(n - i);
+        __mmask16 m = lt__lanes16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         __m512 g = all_small(v) ? gelu_grad16(v, false) : gelu_grad16(v, true);
         _mm512_mask_storeu_ps(gx + i, m, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, gy + i)));

@@ -43,6 +43,7 @@
  * (pthread key destructor). If any thread of the team cannot get one, no thread touches c and the call returns false.
  */
 #include "sgemm.h"
+#include "x86.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,24 +54,20 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LT_SGEMM_X86 1
-#include <immintrin.h>
+#ifdef LT_CPU_X86
 #define LT_AVX512 __attribute__((target("arch=x86-64-v4")))
 #define LT_INLINE static inline __attribute__((always_inline))
 #endif
 
 bool lt__sgemm_avx512_available(void) {
-#ifdef LT_SGEMM_X86
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512cd");
+#ifdef LT_CPU_X86
+    return lt__cpu_x86_64_v4();
 #else
     return false;
 #endif
 }
 
-#ifdef LT_SGEMM_X86
+#ifdef LT_CPU_X86
 
 #define MR 12
 #define NR 32
@@ -170,8 +167,6 @@ static double *thread_sums(size_t n) {
 }
 
 /* ---- Micro-kernel ---- */
-
-static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 /* One k step of the tile: rows r < mr of (x0 | x1) += ap[r] * the 32 floats at bp. */
 LT_AVX512 LT_INLINE void kstep(const int mr, const float *restrict ap, const float *restrict bp, __m512 *x0,
@@ -310,7 +305,7 @@ LT_AVX512 LT_INLINE void add_panel_sum(const __m512 r[MR], int64_t np, double *p
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), _mm512_add_ps(r[2], r[3])),
                              _mm512_add_ps(_mm512_add_ps(r[4], r[5]), _mm512_add_ps(r[6], r[7])));
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(r[8], r[9]), _mm512_add_ps(r[10], r[11])));
-    __mmask16 m = lanes(np);
+    __mmask16 m = lt__lanes16(np);
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1));
     _mm512_mask_storeu_pd(psum, (__mmask8)m, _mm512_add_pd(_mm512_maskz_loadu_pd((__mmask8)m, psum), lo));
     _mm512_mask_storeu_pd(psum + 8, (__mmask8)(m >> 8),
@@ -320,7 +315,7 @@ LT_AVX512 LT_INLINE void add_panel_sum(const __m512 r[MR], int64_t np, double *p
 /* r[0:n] = rows [0, rows) of 16 floats lying ld apart from src (the first np of each; rows >= `rows` and lanes >= np
  * are zero): the packer's loads, which asum_range repeats for the same row sums. */
 LT_AVX512 LT_INLINE void load_rows(const float *src, int64_t ld, int rows, int64_t np, __m512 *r, int n) {
-    __mmask16 lm = lanes(np);
+    __mmask16 lm = lt__lanes16(np);
 #pragma GCC unroll 16
     for (int i = 0; i < n; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, src + i * ld) : _mm512_setzero_ps();
 }
@@ -357,7 +352,7 @@ LT_AVX512 static void pack_a_t(const float *a, int64_t lda, int64_t rows, int64_
         const float *src = a + p * lda;
         for (int64_t q = 0; q < rows; q += MR)
             _mm512_mask_storeu_ps(ap + q * kc + p * MR, (__mmask16)0x0FFF,
-                                  _mm512_maskz_loadu_ps(lanes(min64(MR, rows - q)), src + q));
+                                  _mm512_maskz_loadu_ps(lt__lanes16(min64(MR, rows - q)), src + q));
     }
 }
 
@@ -376,9 +371,9 @@ LT_AVX512 static void pack_b_n(const float *b, int64_t ldb, int64_t kc, int64_t 
                 _mm512_store_ps(dst, _mm512_loadu_ps(src + jr));
                 _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + jr + 16));
             } else {
-                _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lanes(nc - jr), src + jr));
+                _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lt__lanes16(nc - jr), src + jr));
                 _mm512_store_ps(dst + 16,
-                                _mm512_maskz_loadu_ps(lanes(nc - jr - 16 > 0 ? nc - jr - 16 : 0), src + jr + 16));
+                                _mm512_maskz_loadu_ps(lt__lanes16(nc - jr - 16 > 0 ? nc - jr - 16 : 0), src + jr + 16));
             }
         }
     }
@@ -440,7 +435,7 @@ LT_AVX512 static void tile_row(int mr, int64_t kc, const float *ap, const float 
     tile_fn fn = tiles[mr];
     for (int64_t jr = 0; jr < nc; jr += NR) {
         int64_t nr = nc - jr;
-        __mmask16 k0 = lanes(nr), k1 = lanes(nr > 16 ? nr - 16 : 0);
+        __mmask16 k0 = lt__lanes16(nr), k1 = lt__lanes16(nr > 16 ? nr - 16 : 0);
         fn(kc, ap, bp + jr * kc, bias ? bias + jr : NULL, crow + jr, ldc, k0, k1, mode, beta);
     }
 }

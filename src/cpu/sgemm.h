@@ -1,5 +1,6 @@
 /* Row-major single-precision GEMM for AVX-512 CPUs (src/cpu/sgemm.c): the f32 path of lt__cpu_gemm can call it in
- * place of cblas_sgemm. Self-contained (no libtrain headers), so tests and benchmarks can compile it in. */
+ * place of cblas_sgemm. Self-contained (no libtrain headers but the header-only x86.h), so tests and benchmarks can
+ * compile it in. */
 #ifndef LT_CPU_SGEMM_H
 #define LT_CPU_SGEMM_H
 

@@ -13,7 +13,7 @@
 #include <float.h>
 #include <stdint.h>
 
-#ifdef LT_GELU_AVX512
+#ifdef LT_CPU_X86
 
 static uint32_t bits_of(float x) {
     uint32_t u;
@@ -166,8 +166,8 @@ static void test_lengths(void) {
 #endif
 
 int main(void) {
-#ifdef LT_GELU_AVX512
-    if (!lt__gelu_avx512_available()) {
+#ifdef LT_CPU_X86
+    if (!lt__cpu_x86_64_v4()) {
         printf("SKIP: this CPU lacks AVX-512\n");
         return 77;
     }

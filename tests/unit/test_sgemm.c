@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#ifdef LT_SGEMM_X86
+#ifdef LT_CPU_X86
 
 /* A matrix of rows x cols with row length ld >= cols, allocated to exactly (rows - 1) * ld + cols floats. */
 static float *mat(int64_t rows, int64_t cols, int64_t ld, double lo, double hi) {
@@ -392,7 +392,7 @@ static void test_bias(void) {
 #endif
 
 int main(void) {
-#ifdef LT_SGEMM_X86
+#ifdef LT_CPU_X86
     if (!lt__sgemm_avx512_available()) {
         printf("SKIP: this CPU lacks AVX-512\n");
         return 77;
